@@ -1,0 +1,99 @@
+"""Assembly: builds the services once from Settings and hosts every inbound route on one aiohttp app."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from bot.config import Settings
+from handlers.ozon_push import OzonPushReceiver
+from services.actions import ActionCodec
+from services.cards import CardRenderer
+from services.desk import Desk
+from services.i18n import Catalogs
+from services.notify import Notifier
+from services.orders import OrderSync
+from services.ozon.client import RetryPolicy
+from services.ozon.gateway import OzonGateway
+from services.scheduler import Duties
+from services.security import RedactingFilter, SecretBox, load_or_create_key
+from services.shipping import Shipping
+from services.storage import db
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    box: SecretBox
+    catalogs: Catalogs
+    codec: ActionCodec
+    notifier: Notifier
+    gateway: OzonGateway
+    sync: OrderSync
+    shipping: Shipping
+    desk: Desk
+    duties: Duties
+    clock: Callable[[], datetime]
+    redactor: RedactingFilter = field(default_factory=RedactingFilter)
+
+    async def start(self, *, schedule: bool = True) -> None:
+        await db.connect(self.settings.db_url)
+        await self.gateway.start()
+        if schedule:
+            self.duties.start()
+
+    async def resume(self) -> None:
+        """Work owed from before a restart: undelivered events, unfinished intents, late labels."""
+        await self.notifier.dispatch_pending()
+        await self.shipping.resume()
+
+    async def stop(self) -> None:
+        self.duties.stop()
+        await self.shipping.close()
+        await self.gateway.close()
+        await db.close()
+
+
+def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow,
+                   retry: RetryPolicy | None = None) -> Services:
+    key = settings.secret_key.get_secret_value() if settings.secret_key else load_or_create_key(settings.data_dir)
+    box = SecretBox(key)
+    catalogs = Catalogs()
+    codec = ActionCodec(box)
+    notifier = Notifier(catalogs=catalogs, cards=CardRenderer(codec, clock), clock=clock)
+    gateway = OzonGateway(base_url=settings.ozon_api_url, box=box, retry=retry)
+    sync = OrderSync(gateway, clock=clock, on_events=notifier.dispatch_pending)
+    shipping = Shipping(gateway=gateway, notifier=notifier, clock=clock, label_delay=settings.label_delay)
+    desk = Desk(gateway=gateway, box=box, notifier=notifier, clock=clock, default_timezone=settings.timezone,
+                default_quiet_hours=settings.quiet_hours)
+    duties = Duties(sync=sync, shipping=shipping, notifier=notifier, clock=clock,
+                    poll_interval=settings.poll_interval)
+    services = Services(settings=settings, box=box, catalogs=catalogs, codec=codec, notifier=notifier,
+                        gateway=gateway, sync=sync, shipping=shipping, desk=desk, duties=duties, clock=clock)
+    services.redactor.add(key)
+    if settings.telegram_token:
+        services.redactor.add(settings.telegram_token.get_secret_value())
+    return services
+
+
+def build_web_app(services: Services) -> web.Application:
+    app = web.Application(client_max_size=1024 * 1024)
+    push = OzonPushReceiver(services.sync)
+    app.add_routes(push.routes())
+    app.router.add_get("/health", _health)
+    app["push"] = push
+    return app
+
+
+async def _health(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})

@@ -1,0 +1,169 @@
+"""The `ozonbot` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+from aiohttp import web
+
+from bot.app import Services, build_services, build_web_app
+from bot.config import Settings
+from bot.logsetup import setup_logging
+from services.desk import ConnectError
+from services.storage import db
+from services.storage.models import Seller
+
+DEMO_CLIENT_ID = "100500"
+DEMO_API_KEY = "demo-key-not-secret"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ozonbot", description="Ozon FBS/rFBS shipping desk in Telegram and "
+                                     "WeChat. Configuration comes from OZONBOT_* environment variables and .env.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("run", help="run the service: Ozon sync, channels, web server, scheduler")
+    demo = sub.add_parser("demo", help="try the bot: a seeded Ozon sandbox and a console chat, no credentials")
+    demo.add_argument("--lang", default="zh_CN", choices=["zh_CN", "ru", "en"], help="language of the demo chat")
+    demo.add_argument("--orders", type=int, default=5, help="how many sandbox orders to start with")
+    sub.add_parser("migrate", help="apply database migrations")
+    sandbox = sub.add_parser("sandbox", help="serve the Ozon sandbox alone (for trying things by hand)")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8081)
+    sandbox.add_argument("--seed", type=int, default=7)
+    sandbox.add_argument("--client-id", default=DEMO_CLIENT_ID)
+    sandbox.add_argument("--api-key", default=DEMO_API_KEY)
+    sandbox.add_argument("--orders", type=int, default=5)
+    sandbox.add_argument("--label-delay", type=float, default=2.0)
+    seller = sub.add_parser("seller", help="manage connected Ozon sellers")
+    seller_sub = seller.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = seller_sub.add_parser("add", help="check an Ozon key and store it encrypted")
+    add.add_argument("--client-id", required=True)
+    add.add_argument("--api-key", required=True)
+    add.add_argument("--name", default="")
+    seller_sub.add_parser("list", help="list sellers, key expiry and push URLs")
+    remove = seller_sub.add_parser("remove", help="remove a seller and everything stored for it")
+    remove.add_argument("client_id")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "sandbox":
+        from services.ozon.sandbox import serve
+
+        return _run(serve(args.host, args.port, args.seed, args.client_id, args.api_key, args.orders,
+                          args.label_delay))
+    if args.command == "demo":
+        from bot.demo import run_demo
+
+        return _run(run_demo(lang=args.lang, orders=args.orders))
+    try:
+        settings = Settings()
+    except Exception as exc:  # pydantic's message names the variable at fault
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    commands = {"run": run_service, "migrate": migrate_command, "seller": seller_command}
+    return _run(commands[args.command](settings, args))
+
+
+def _run(coro) -> int:
+    try:
+        return asyncio.run(coro) or 0
+    except KeyboardInterrupt:
+        return 130
+
+
+async def migrate_command(settings: Settings, args) -> int:
+    await db.migrate(settings.db_url)
+    print("database is up to date")
+    return 0
+
+
+async def seller_command(settings: Settings, args) -> int:
+    services = build_services(settings)
+    setup_logging("WARNING", services.redactor)
+    services.redactor.add(getattr(args, "api_key", None))
+    await services.start(schedule=False)
+    try:
+        if args.action == "add":
+            return await _seller_add(services, args)
+        if args.action == "list":
+            for seller in await Seller.all().order_by("id"):
+                print(f"{seller.client_id}\t{seller.name}\tkey={seller.key_state}\texpires={seller.key_expires_at}"
+                      f"\tpush={settings.base_url}/ozon/push/{seller.push_token}")
+            return 0
+        deleted = await Seller.filter(client_id=args.client_id).delete()
+        print("removed" if deleted else f"no seller {args.client_id}")
+        return 0 if deleted else 1
+    finally:
+        await services.stop()
+
+
+async def _seller_add(services: Services, args) -> int:
+    try:
+        connected = await services.desk.connect_seller(args.client_id, args.api_key, name=args.name)
+    except ConnectError as exc:
+        reasons = {
+            "bad_client_id": "the Client-Id must be a number",
+            "bad_key": "the API key is empty or malformed",
+            "unavailable": "Ozon did not answer; try again later",
+            "rejected": f"Ozon refused the key ({exc.detail})",
+        }
+        print(f"not added: {reasons.get(exc.reason, exc.reason)}. Nothing was stored.", file=sys.stderr)
+        return 1
+    seller = connected.seller
+    print(f"{'added' if connected.created else 'updated'} seller {seller.client_id}")
+    print(f"key expires: {connected.roles.expires_at or 'unknown'}")
+    print(f"warehouses: {', '.join(w.name or str(w.warehouse_id) for w in connected.warehouses) or '-'}")
+    print(f"Ozon push URL: {services.settings.base_url}/ozon/push/{seller.push_token}")
+    return 0
+
+
+async def run_service(settings: Settings, args=None, *, stop: asyncio.Event | None = None) -> int:
+    services = build_services(settings)
+    setup_logging(settings.log_level, services.redactor)
+    await services.start()
+    web_app = build_web_app(services)
+    telegram = None
+    if settings.telegram_token:
+        from handlers.telegram import TelegramChannel
+
+        telegram = TelegramChannel(services)
+        services.notifier.register(telegram)
+        web_app.add_routes(telegram.webhook_routes())
+    runner = web.AppRunner(web_app)
+    await runner.setup()
+    await web.TCPSite(runner, settings.http_host, settings.http_port).start()
+    if telegram is not None:
+        await telegram.start()
+    await services.resume()
+    print(f"ozonbot listening on {settings.http_host}:{settings.http_port}", flush=True)
+    stop = stop or _stop_on_signals()
+    await stop.wait()
+    if telegram is not None:
+        await telegram.stop()
+    await web_app["push"].close()
+    await runner.cleanup()
+    await services.stop()
+    return 0
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def demo_data_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="ozonbot-demo-"))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,100 @@
+"""The one configuration object, built once from the environment (prefix OZONBOT_) and `.env`."""
+
+from __future__ import annotations
+
+import re
+from datetime import time, timedelta
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """'90s', '4h', '1d', '30m' or plain seconds."""
+    match = _DURATION.match(text.lower())
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (use forms like 90s, 30m, 4h, 1d)")
+    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def parse_leads(text: str) -> list[timedelta]:
+    leads = sorted({parse_duration(part) for part in text.split(",") if part.strip()}, reverse=True)
+    if not leads:
+        raise ValueError("at least one reminder lead is needed")
+    return leads
+
+
+def parse_quiet_hours(text: str) -> tuple[time, time] | None:
+    """'22:00-08:00' -> (22:00, 08:00); 'off' -> None."""
+    if text.strip().lower() in {"off", "none", ""}:
+        return None
+    start, _, end = text.partition("-")
+    try:
+        return time.fromisoformat(start.strip()), time.fromisoformat(end.strip())
+    except ValueError as exc:
+        raise ValueError(f"quiet hours must look like 22:00-08:00 or off, not {text!r}") from exc
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OZONBOT_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("./data")
+    database_url: str | None = None
+    secret_key: SecretStr | None = None
+    ozon_api_url: str = "https://api-seller.ozon.ru"
+    telegram_token: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org/bot"
+    telegram_file_url: str = "https://api.telegram.org/file/bot"
+    telegram_webhook_url: str | None = None
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    poll_interval: float = Field(60.0, gt=0)
+    reminder_leads: str = "24h,4h,1h"
+    quiet_hours: str = "22:00-08:00"
+    label_delay: float = Field(45.0, ge=0)
+    timezone: str = "Asia/Shanghai"
+    wecom_api_url: str = "https://qyapi.weixin.qq.com"
+    wechat_api_url: str = "https://api.weixin.qq.com"
+    public_url: str | None = None
+    log_level: str = "INFO"
+
+    @field_validator("reminder_leads")
+    @classmethod
+    def _check_leads(cls, value: str) -> str:
+        parse_leads(value)
+        return value
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _check_quiet(cls, value: str) -> str:
+        parse_quiet_hours(value)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(value)
+        return value
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite://{self.data_dir}/ozonbot.sqlite3"
+
+    @property
+    def leads(self) -> list[timedelta]:
+        return parse_leads(self.reminder_leads)
+
+    @property
+    def quiet(self) -> tuple[time, time] | None:
+        return parse_quiet_hours(self.quiet_hours)
+
+    @property
+    def base_url(self) -> str:
+        """Public base of our own HTTP server, used in links we hand out."""
+        return (self.public_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")

@@ -1,0 +1,62 @@
+"""`ozonbot demo`: a seeded Ozon sandbox, the real services and a console chat, no credentials needed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+from pydantic import SecretStr
+from services.ozon.sandbox import OzonSandbox
+
+from bot.app import build_services
+from bot.config import Settings
+from bot.logsetup import setup_logging
+from handlers.console import ConsoleChannel
+
+CLIENT_ID = "100500"
+API_KEY = "demo-key-not-secret"
+
+
+async def run_demo(*, lang: str = "zh_CN", orders: int = 5, stream=None) -> int:
+    sandbox = OzonSandbox(seed=7, label_delay=1.0, registration_delay=1.0)
+    sandbox.add_seller(CLIENT_ID, API_KEY)
+    sandbox.generate_orders(CLIENT_ID, orders)
+    base_url = await sandbox.start()
+    data_dir = Path(tempfile.mkdtemp(prefix="ozonbot-demo-"))
+    settings = Settings(_env_file=None, data_dir=data_dir, ozon_api_url=base_url, label_delay=2.0,
+                        secret_key=SecretStr(Fernet.generate_key().decode()), telegram_token=None,
+                        database_url=f"sqlite://{data_dir}/demo.sqlite3", quiet_hours="off")
+    services = build_services(settings)
+    setup_logging("WARNING", services.redactor)
+    try:
+        await services.start(schedule=False)
+        connected = await services.desk.connect_seller(CLIENT_ID, API_KEY, name="Urumqi demo seller")
+        member = await services.desk.join_as(connected.seller, channel="console", external_id="demo",
+                                             chat_id="console", name="Demo packer", locale=lang, role="owner")
+        console = ConsoleChannel(services, member)
+        services.notifier.register(console)
+        tr = services.notifier.translator(member, connected.seller)
+        print(tr.gettext("ozonbot demo: a sandbox Ozon seller with {n} new orders. Type /orders, /status <number>,"
+                         " or the number of an option; /help for more.").format(n=orders), flush=True)
+        await services.sync.poll(connected.seller)
+        await console.run(stream or sys.stdin)
+        await _settle(services)
+    finally:
+        await services.stop()
+        await sandbox.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return 0
+
+
+async def _settle(services, timeout: float = 8.0) -> None:
+    """Let background work started by the last command (a label on its way) finish before exiting."""
+    pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()
+               and "label" in repr(t.get_coro())]
+    if pending:
+        await asyncio.wait(pending, timeout=timeout)
+    logging.getLogger(__name__).debug("demo settled")

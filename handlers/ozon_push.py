@@ -1,0 +1,59 @@
+"""Ozon push receiver: answer inside Ozon's time budget, do the work in the background."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from services.orders import OrderSync
+from services.storage.models import Seller
+
+log = logging.getLogger(__name__)
+VERSION = "0.1.0"
+MAX_BODY = 256 * 1024
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message, "details": None}}, status=status)
+
+
+class OzonPushReceiver:
+    def __init__(self, sync: OrderSync):
+        self._sync = sync
+        self._tasks: set[asyncio.Task] = set()
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post("/ozon/push/{token}", self.handle)]
+
+    async def handle(self, request: web.Request) -> web.Response:
+        seller = await Seller.get_or_none(push_token=request.match_info["token"])
+        if seller is None:
+            return _error(404, "ERROR_UNKNOWN", "unknown endpoint")
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            return _error(413, "ERROR_PARAMETER_VALUE_MISSED", "body too large")
+        try:
+            payload = json.loads(await request.content.read(MAX_BODY + 1) or b"null")
+        except (ValueError, UnicodeDecodeError):
+            return _error(400, "ERROR_PARAMETER_VALUE_MISSED", "body is not JSON")
+        if not isinstance(payload, dict) or not isinstance(payload.get("message_type"), str):
+            return _error(400, "ERROR_PARAMETER_VALUE_MISSED", "message_type is missing")
+        if payload["message_type"] == "TYPE_PING":
+            now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            return web.json_response({"version": VERSION, "name": "ozonbot", "time": now})
+        task = asyncio.create_task(self._process(seller, payload))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return web.json_response({"result": True})
+
+    async def _process(self, seller: Seller, payload: dict) -> None:
+        try:
+            await self._sync.handle_push(seller, payload)
+        except Exception:  # the poll is the safety net; a failed push must not take anything down
+            log.exception("push %s for seller %s failed", payload.get("message_type"), seller.id)
+
+    async def close(self) -> None:
+        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,177 @@
+"""Renders a posting as a view for one member: the alert card that every copy of the desk shares."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from services.actions import ActionCodec
+from services.couriers import COURIERS, get_courier
+from services.i18n import N_, Translator
+from services.ozon.models import Posting as OzonPosting
+from services.storage.models import Member, Posting
+from services.views import Button, View
+
+STATUS_WORDS = {
+    "awaiting_verification": N_("created, being verified"),
+    "awaiting_approve": N_("awaiting approval"),
+    "awaiting_packaging": N_("awaiting packaging"),
+    "awaiting_registration": N_("packed, registering with the carrier"),
+    "acceptance_in_progress": N_("being accepted"),
+    "awaiting_deliver": N_("packed, awaiting hand-over"),
+    "delivering": N_("in delivery"),
+    "driver_pickup": N_("with the driver"),
+    "arbitration": N_("in dispute"),
+    "client_arbitration": N_("in a buyer's dispute"),
+    "not_accepted": N_("not accepted at the sorting centre"),
+    "delivered": N_("delivered"),
+    "cancelled": N_("cancelled"),
+    "cancelled_from_split_pending": N_("cancelled (split)"),
+    "sent_by_seller": N_("sent by seller"),
+}
+
+FLOW_WORDS = {
+    "non_integrated": N_("you deliver: give the waybill number and the bot sends it to Ozon"),
+    "aggregator": N_("Ozon partner delivery: take the parcel to the partner's drop-off; Ozon's partner owns the tracking"),
+    "3pl_tracking": N_("integrated carrier: the carrier owns the tracking"),
+    "ozon": N_("Ozon logistics (FBS)"),
+}
+
+CHECKLIST = (
+    N_("Packing materials ready"),
+    N_("Goods checked against the order"),
+    N_("Parcel packed and sealed"),
+    N_("Ozon label printed and attached"),
+)
+
+COURIER_NAMES = tuple(N_(c.name_en) for c in COURIERS)  # so the names are extracted for translation
+PARTNER_OWNS_TRACKING = frozenset({"aggregator", "3pl_tracking", "ozon", "hybrid", "hybryd"})
+
+
+def status_words(tr: Translator, status: str) -> str:
+    word = STATUS_WORDS.get(status)
+    return tr.gettext(word) if word else status or tr.gettext("unknown")
+
+
+def courier_name(tr: Translator, code: str | None) -> str:
+    courier = get_courier(code or "")
+    return tr.gettext(courier.name_en) if courier else "—"
+
+
+def member_name(member: Member | None) -> str:
+    return member.name if member and member.name else "—"
+
+
+class CardRenderer:
+    def __init__(self, codec: ActionCodec, clock: Callable[[], datetime]):
+        self._codec = codec
+        self._clock = clock
+
+    def action(self, verb: str, posting: Posting, arg: str = "") -> str:
+        return self._codec.encode(verb, posting.id, arg)
+
+    def card(self, tr: Translator, posting: Posting, *, packed_by: Member | None = None,
+             acted_by: Member | None = None) -> View:
+        _ = tr.gettext
+        lines = [self._header(tr, posting), ""]
+        lines += self._items(tr, posting)
+        lines.append("")
+        lines.append(_("Status: {status}").format(status=status_words(tr, posting.status)))
+        if posting.stage not in ("cancelled",) and posting.status not in ("delivered",):
+            lines.append(_("Ship by: {deadline} ({left})").format(
+                deadline=tr.local_time(posting.shipment_date),
+                left=tr.time_left(posting.shipment_date, self._clock())))
+            tariff = self._next_tariff(tr, posting)
+            if tariff:
+                lines.append(tariff)
+        lines.append(_("Delivery: {method}").format(method=self._method(posting)))
+        flow = FLOW_WORDS.get(posting.flow)
+        lines.append(_("Flow: {flow}").format(flow=tr.gettext(flow) if flow else posting.flow or "—"))
+        lines += self._stage_lines(tr, posting, packed_by, acted_by)
+        return View(text="\n".join(lines), buttons=self._buttons(tr, posting))
+
+    def _header(self, tr: Translator, posting: Posting) -> str:
+        _ = tr.gettext
+        if posting.stage == "cancelled":
+            return _("❌ CANCELLED, stop packing: {number}").format(number=posting.posting_number)
+        if posting.stage in ("new", "courier"):
+            return _("🆕 New order {number}").format(number=posting.posting_number)
+        return _("📦 Order {number}").format(number=posting.posting_number)
+
+    def _items(self, tr: Translator, posting: Posting) -> list[str]:
+        remote = OzonPosting.from_api(posting.snapshot or {"posting_number": posting.posting_number})
+        lines = []
+        for product in remote.products:
+            price = ""
+            if product.price and product.price.amount is not None:
+                price = f" · {product.price.amount:.2f} {product.price.currency or ''}".rstrip()
+            lines.append(tr.gettext("• {name} ({offer_id}) × {quantity}{price}").format(
+                name=product.name or "—", offer_id=product.offer_id or "—",
+                quantity=product.quantity, price=price))
+        if not lines:
+            lines.append(tr.gettext("• (items not known yet)"))
+        return lines
+
+    def _method(self, posting: Posting) -> str:
+        method = (posting.snapshot or {}).get("delivery_method") or {}
+        return method.get("name") or "—"
+
+    def _next_tariff(self, tr: Translator, posting: Posting) -> str:
+        remote = OzonPosting.from_api(posting.snapshot or {"posting_number": posting.posting_number})
+        step = remote.next_tariff_step(self._clock())
+        if step is None or step.tariff_type != "commission" or step.tariff_deadline_at is None:
+            return ""
+        return tr.gettext("Late fee from {time}: {rate}%").format(
+            time=tr.local_time(step.tariff_deadline_at), rate=step.tariff_rate)
+
+    def _stage_lines(self, tr: Translator, posting: Posting, packed_by: Member | None,
+                     acted_by: Member | None) -> list[str]:
+        _ = tr.gettext
+        stage = posting.stage
+        lines: list[str] = []
+        if posting.courier:
+            lines.append(_("Courier: {courier}").format(courier=courier_name(tr, posting.courier)))
+        if stage == "courier":
+            lines.append("")
+            lines.append(_("Checklist before you press Packed:"))
+            lines += [f"☐ {tr.gettext(item)}" for item in CHECKLIST]
+        elif stage == "packing":
+            lines.append(_("⏳ Packing in Ozon… ({who})").format(who=member_name(acted_by)))
+        elif stage in ("packed", "handed_over"):
+            if posting.packed_at:
+                lines.append(_("✅ Packed by {who} at {time}").format(
+                    who=member_name(packed_by), time=tr.local_time(posting.packed_at)))
+            lines.append(self._label_line(tr, posting))
+        if stage == "handed_over" and posting.waybill:
+            lines.append(_("🚚 Waybill: {number}").format(number=posting.waybill))
+            if posting.flow in PARTNER_OWNS_TRACKING:
+                lines.append(_("Kept as the first-mile record; Ozon's partner owns the tracking."))
+            elif posting.tracking_number:
+                lines.append(_("Tracking sent to Ozon: {number}").format(number=posting.tracking_number))
+        return lines
+
+    def _label_line(self, tr: Translator, posting: Posting) -> str:
+        _ = tr.gettext
+        return {
+            "pending": _("🏷 Label: Ozon is preparing it"),
+            "sent": _("🏷 Label: sent"),
+            "failed": _("🏷 Label: not ready yet, press Get label to retry"),
+        }.get(posting.label_state, _("🏷 Label: will follow shortly"))
+
+    def _buttons(self, tr: Translator, posting: Posting) -> tuple[tuple[Button, ...], ...]:
+        _ = tr.gettext
+        stage = posting.stage
+        if stage == "new" and posting.status == "awaiting_packaging":
+            buttons = [Button(tr.gettext(c.name_en), self.action("c", posting, c.code)) for c in COURIERS]
+            return tuple(tuple(buttons[i:i + 3]) for i in range(0, len(buttons), 3))
+        if stage == "courier":
+            return ((Button(_("✅ Packed"), self.action("p", posting)),),
+                    (Button(_("Change courier"), self.action("x", posting)),))
+        if stage == "packed":
+            rows = [(Button(_("✍️ Enter waybill number"), self.action("w", posting)),)]
+            if posting.status != "awaiting_registration":
+                rows.append((Button(_("🏷 Get label"), self.action("l", posting)),))
+            return tuple(rows)
+        if stage == "handed_over":
+            return ((Button(_("Correct waybill number"), self.action("w", posting)),),)
+        return ()

@@ -1,0 +1,191 @@
+"""The desk: sellers, members, invites, languages, and the answers to 'what is the status of X'."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from tortoise.exceptions import IntegrityError
+
+from services.cards import courier_name, status_words
+from services.i18n import N_
+from services.notify import Notifier
+from services.orders import FINAL_STATUSES
+from services.ozon.errors import OzonAuthError, OzonError, OzonUnavailable
+from services.ozon.gateway import OzonGateway
+from services.ozon.models import RoleInfo, Warehouse
+from services.security import SecretBox, new_token
+from services.storage.models import Invite, Member, Posting, Seller
+from services.views import Button, View
+
+INVITE_TTL = timedelta(days=2)
+NUMBER_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z\-]{5,63}$")
+STAGE_TODO = {
+    "new": N_("choose the courier"),
+    "courier": N_("pack it and press Packed"),
+    "packing": N_("wait: Ozon is packing it"),
+    "packed": N_("hand it over and send the waybill number"),
+    "handed_over": N_("nothing: it is handed over"),
+    "cancelled": N_("nothing: it was cancelled"),
+}
+
+
+class ConnectError(Exception):
+    """A key Ozon refused or could not check; `reason` is a stable code, never the key."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass
+class Connected:
+    seller: Seller
+    roles: RoleInfo
+    warehouses: list[Warehouse]
+    created: bool
+
+
+class Desk:
+    def __init__(self, *, gateway: OzonGateway, box: SecretBox, notifier: Notifier,
+                 clock: Callable[[], datetime], default_timezone: str = "Asia/Shanghai",
+                 default_quiet_hours: str = "22:00-08:00"):
+        self._gateway = gateway
+        self._box = box
+        self._notifier = notifier
+        self._clock = clock
+        self._zone = default_timezone
+        self._quiet = default_quiet_hours
+
+    # ---- sellers -------------------------------------------------------------------------------
+    async def connect_seller(self, client_id: str, api_key: str, *, name: str = "") -> Connected:
+        """Checks the key with Ozon and stores it encrypted; a refused key stores nothing."""
+        client_id, api_key = client_id.strip(), api_key.strip()
+        if not client_id.isdigit():
+            raise ConnectError("bad_client_id")
+        if not api_key or len(api_key) > 200:
+            raise ConnectError("bad_key")
+        client = self._gateway.client(client_id, api_key)
+        try:
+            roles = await client.roles()
+            warehouses = await client.warehouses()
+        except OzonAuthError as exc:
+            raise ConnectError("rejected", exc.reason) from None
+        except OzonUnavailable:
+            raise ConnectError("unavailable") from None
+        except OzonError as exc:
+            raise ConnectError("rejected", exc.token) from None
+        seller = await Seller.get_or_none(client_id=client_id)
+        fields = {"api_key_enc": self._box.encrypt(api_key), "key_expires_at": roles.expires_at, "key_state": "ok",
+                  "warehouses": [w.model_dump(mode="json") for w in warehouses]}
+        if seller is None:
+            seller = await Seller.create(client_id=client_id, name=name or client_id, push_token=new_token(),
+                                         timezone=self._zone, quiet_hours=self._quiet, **fields)
+            return Connected(seller, roles, warehouses, True)
+        await Seller.filter(id=seller.id).update(**fields)
+        await seller.refresh_from_db()
+        return Connected(seller, roles, warehouses, False)
+
+    async def join_as(self, seller: Seller, *, channel: str, external_id: str, chat_id: str | None, name: str,
+                      locale: str, role: str) -> Member:
+        member = await Member.get_or_none(seller=seller, channel=channel, external_id=external_id)
+        if member is None:
+            try:
+                return await Member.create(seller=seller, channel=channel, external_id=external_id,
+                                           chat_id=chat_id, name=name, locale=locale, role=role)
+            except IntegrityError:
+                member = await Member.get(seller=seller, channel=channel, external_id=external_id)
+        if role == "owner" or member.role not in ("owner",):
+            member.role = role
+        member.chat_id = chat_id or member.chat_id
+        member.name = name or member.name
+        await member.save()
+        return member
+
+    async def member(self, channel: str, external_id: str) -> Member | None:
+        """The person's desk membership (the most recent if they sit on several desks)."""
+        return await Member.filter(channel=channel, external_id=external_id).order_by("-id").first()
+
+    async def create_invite(self, owner: Member, role: str = "packer") -> Invite | None:
+        if owner.role != "owner":
+            return None
+        code = secrets.token_hex(4).upper()
+        return await Invite.create(seller_id=owner.seller_id, code=code, role=role, created_by=owner,
+                                   expires_at=self._clock() + INVITE_TTL)
+
+    async def redeem_invite(self, code: str, *, channel: str, external_id: str, chat_id: str | None, name: str,
+                            locale: str) -> Member | None:
+        """One use per code, before it expires: the conditional update makes a race lose cleanly."""
+        invite = await Invite.get_or_none(code=code.strip().upper())
+        if invite is None or invite.used_at is not None or invite.expires_at < self._clock():
+            return None
+        claimed = await Invite.filter(id=invite.id, used_at__isnull=True).update(used_at=self._clock())
+        if not claimed:
+            return None
+        seller = await Seller.get(id=invite.seller_id)
+        member = await self.join_as(seller, channel=channel, external_id=external_id, chat_id=chat_id,
+                                    name=name, locale=locale, role=invite.role)
+        await Invite.filter(id=invite.id).update(used_by_id=member.id)
+        return member
+
+    async def set_locale(self, member: Member, locale: str) -> None:
+        await Member.filter(channel=member.channel, external_id=member.external_id).update(locale=locale)
+        member.locale = locale
+
+    # ---- queries -------------------------------------------------------------------------------
+    async def find(self, seller_id: int, text: str) -> Posting | None:
+        number = text.strip().upper().replace(" ", "")
+        if not NUMBER_RE.match(number):
+            return None
+        query = Posting.filter(seller_id=seller_id)
+        for field in ("posting_number", "tracking_number", "waybill"):
+            found = await query.filter(**{field: number}).first()
+            if found:
+                return found
+        return await query.filter(order_number=number).order_by("posting_number").first()
+
+    async def status_view(self, member: Member, text: str) -> View:
+        seller = await Seller.get(id=member.seller_id)
+        tr = self._notifier.translator(member, seller)
+        _ = tr.gettext
+        posting = await self.find(member.seller_id, text)
+        if posting is None:
+            return View(text=_("No order {number} on your desk. Send a posting, order or tracking number."
+                               ).format(number=text.strip()[:64] or "—"))
+        lines = [
+            _("📦 {number}").format(number=posting.posting_number),
+            _("Status: {status}").format(status=status_words(tr, posting.status)),
+            _("Courier: {courier}").format(courier=courier_name(tr, posting.courier)),
+            _("Waybill: {number}").format(number=posting.waybill or "—"),
+            _("Ozon tracking: {number}").format(number=posting.tracking_number or "—"),
+        ]
+        if posting.status not in FINAL_STATUSES:
+            lines.append(_("Ship by: {deadline} ({left})").format(
+                deadline=tr.local_time(posting.shipment_date), left=tr.time_left(posting.shipment_date, self._clock())))
+        lines.append(_("To do: {todo}").format(todo=_(STAGE_TODO.get(posting.stage, "—"))))
+        buttons = ((Button(_("Open the order card"), self._notifier.cards.action("o", posting)),),)
+        return View(text="\n".join(lines), buttons=buttons)
+
+    async def open_postings(self, seller_id: int, limit: int = 30) -> list[Posting]:
+        return await Posting.filter(seller_id=seller_id, stage__in=("new", "courier", "packing", "packed")) \
+            .exclude(status__in=FINAL_STATUSES).order_by("shipment_date", "posting_number").limit(limit)
+
+    async def orders_view(self, member: Member) -> View:
+        seller = await Seller.get(id=member.seller_id)
+        tr = self._notifier.translator(member, seller)
+        postings = await self.open_postings(member.seller_id)
+        if not postings:
+            return View(text=tr.gettext("No open orders. 🎉"))
+        now = self._clock()
+        lines = [tr.ngettext("{n} open order, most urgent first:", "{n} open orders, most urgent first:",
+                             len(postings)).format(n=len(postings))]
+        buttons = []
+        for posting in postings:
+            lines.append(f"• {posting.posting_number}: {status_words(tr, posting.status)}, "
+                         f"{tr.time_left(posting.shipment_date, now)}")
+            buttons.append((Button(posting.posting_number, self._notifier.cards.action("o", posting)),))
+        return View(text="\n".join(lines), buttons=tuple(buttons))

@@ -1,0 +1,185 @@
+"""Order sync: the reconciliation poll and Ozon pushes feed one ingest that emits each domain event once."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from services.ozon.errors import OzonError
+from services.ozon.gateway import OzonGateway
+from services.ozon.models import Posting as OzonPosting
+from services.storage.models import Event, Posting, Seller
+
+log = logging.getLogger(__name__)
+
+FINAL_STATUSES = frozenset({"delivered", "cancelled", "cancelled_from_split_pending"})
+CANCELLED_STATUSES = frozenset({"cancelled", "cancelled_from_split_pending"})
+UNPACKED_STATUSES = frozenset({"awaiting_packaging", "awaiting_approve", "awaiting_verification"})
+PUSH_TYPES = frozenset({"TYPE_NEW_POSTING", "TYPE_STATE_CHANGED", "TYPE_POSTING_CANCELLED",
+                        "TYPE_CUTOFF_DATE_CHANGED", "TYPE_DELIVERY_DATE_CHANGED"})
+VANISHED_CHECKS_PER_POLL = 20
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class PollReport:
+    postings: int = 0
+    events: int = 0
+    rechecked: int = 0
+
+
+class OrderSync:
+    def __init__(self, gateway: OzonGateway, *, clock: Callable[[], datetime] = utcnow,
+                 on_events: Callable[[], Awaitable[None]] | None = None):
+        self._gateway = gateway
+        self._clock = clock
+        self._on_events = on_events
+
+    async def ingest(self, seller: Seller, postings: Iterable[OzonPosting]) -> int:
+        """Upsert every posting and record its events in the same transaction; returns events created."""
+        created = 0
+        for posting in postings:
+            if posting.posting_number:
+                created += await self._ingest_one(seller, posting)
+        if created and self._on_events is not None:
+            await self._on_events()
+        return created
+
+    async def _ingest_one(self, seller: Seller, remote: OzonPosting) -> int:
+        try:
+            async with in_transaction() as conn:
+                row = await Posting.filter(seller=seller, posting_number=remote.posting_number) \
+                    .using_db(conn).select_for_update().first()
+                events = _events_for(row, remote)
+                row = await _upsert(conn, seller, row, remote)
+                created = 0
+                for kind, key, payload in events:
+                    _, was_created = await Event.get_or_create(
+                        posting=row, kind=kind, key=key, defaults={"payload": payload}, using_db=conn)
+                    created += was_created
+                return created
+        except IntegrityError:
+            # another worker inserted the same posting or event first: its transaction carries the events
+            log.debug("concurrent ingest of %s", remote.posting_number)
+            return 0
+
+    async def poll(self, seller: Seller) -> PollReport:
+        """One reconciliation pass: every page of the unfulfilled list, plus postings that left it."""
+        client = self._gateway.for_seller(seller)
+        seen: list[OzonPosting] = [p async for p in client.iter_unfulfilled()]
+        report = PollReport(postings=len(seen))
+        report.events = await self.ingest(seller, seen)
+        numbers = {p.posting_number for p in seen}
+        vanished = await Posting.filter(seller=seller).exclude(status__in=FINAL_STATUSES) \
+            .exclude(posting_number__in=numbers).order_by("updated_at").limit(VANISHED_CHECKS_PER_POLL)
+        for row in vanished:
+            try:
+                fresh = await client.get_posting(row.posting_number)
+            except OzonError as exc:
+                log.info("recheck of %s failed: %s", row.posting_number, exc)
+                continue
+            report.rechecked += 1
+            report.events += await self.ingest(seller, [fresh])
+        return report
+
+    async def handle_push(self, seller: Seller, payload: dict) -> None:
+        """Re-read the posting from Ozon (pushes may be late, duplicated or partial), then ingest it."""
+        kind = payload.get("message_type")
+        number = payload.get("posting_number")
+        if kind not in PUSH_TYPES or not isinstance(number, str) or not number:
+            return
+        try:
+            posting = await self._gateway.for_seller(seller).get_posting(number)
+        except OzonError as exc:
+            log.warning("push for %s: Ozon read failed (%s), using the push body", number, exc)
+            posting = posting_from_push(payload)
+            if posting is None:
+                return
+        await self.ingest(seller, [posting])
+
+
+def posting_from_push(payload: dict) -> OzonPosting | None:
+    """The little a push carries, for when Ozon cannot be asked; the next poll completes it."""
+    kind = payload.get("message_type")
+    if kind == "TYPE_NEW_POSTING":
+        data = {
+            "posting_number": payload.get("posting_number"),
+            "status": "awaiting_packaging",
+            "shipment_date": payload.get("shipment_date"),
+            "in_process_at": payload.get("in_process_at"),
+            "tpl_integration_type": payload.get("tpl_integration_type"),
+            "tracking_number": payload.get("tracking_number") or "",
+            "products": [{"sku": p.get("sku"), "offer_id": p.get("offer_id") or "", "quantity": p.get("quantity")}
+                         for p in payload.get("products") or [] if isinstance(p, dict)],
+        }
+        return OzonPosting.from_api(data)
+    if kind == "TYPE_POSTING_CANCELLED":
+        return OzonPosting.from_api({"posting_number": payload.get("posting_number"), "status": "cancelled"})
+    return None
+
+
+def _events_for(row: Posting | None, remote: OzonPosting) -> list[tuple[str, str, dict]]:
+    status = remote.status or ""
+    events: list[tuple[str, str, dict]] = []
+    if row is None:
+        if status not in FINAL_STATUSES:
+            events.append(("new", "", {"status": status}))
+        return events
+    if status and status != row.status:
+        events.append(("status", status, {"from": row.status, "to": status}))
+        if status in CANCELLED_STATUSES:
+            events.append(("cancelled", "", {"from": row.status}))
+    deadline = remote.shipment_date
+    if deadline and row.shipment_date and deadline != row.shipment_date and status in UNPACKED_STATUSES:
+        events.append(("deadline", deadline.isoformat(), {"from": row.shipment_date.isoformat()}))
+    return events
+
+
+def _stage_after(row: Posting | None, status: str) -> str:
+    stage = row.stage if row else "new"
+    if status in CANCELLED_STATUSES:
+        return "cancelled"
+    if stage in ("new", "courier") and status and status not in UNPACKED_STATUSES:
+        return "packed"  # packed elsewhere (e.g. in the Ozon cabinet)
+    return stage
+
+
+async def _upsert(conn, seller: Seller, row: Posting | None, remote: OzonPosting) -> Posting:
+    fields = {
+        "order_number": remote.order_number or remote.posting_number.rsplit("-", 1)[0],
+        "status": remote.status or (row.status if row else ""),
+        "substatus": remote.substatus or "",
+        "flow": remote.flow or (row.flow if row else ""),
+        "shipment_date": remote.shipment_date or (row.shipment_date if row else None),
+        "tracking_number": remote.tracking_number or (row.tracking_number if row else ""),
+        "snapshot": _merge_snapshot(row, remote),
+        "stage": _stage_after(row, remote.status or ""),
+    }
+    if row is None:
+        if seller.default_courier and fields["stage"] == "new":
+            fields.update(courier=seller.default_courier, stage="courier")  # the seller skips the courier step
+        return await Posting.create(seller=seller, posting_number=remote.posting_number, using_db=conn, **fields)
+    for name, value in fields.items():
+        setattr(row, name, value)
+    await row.save(using_db=conn)
+    return row
+
+
+def _merge_snapshot(row: Posting | None, remote: OzonPosting) -> dict:
+    """Keep what a fuller read told us when a thinner source (a push) arrives."""
+    fresh = remote.model_dump(mode="json", exclude_none=True)
+    if row is None or not row.snapshot:
+        return fresh
+    merged = dict(row.snapshot)
+    for key, value in fresh.items():
+        if value not in ("", [], {}, None):
+            merged[key] = value
+    return merged

@@ -1,0 +1,97 @@
+"""Background duties on one APScheduler owned by the application; durable state lives in the database."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from services.notify import Notifier
+from services.orders import OrderSync
+from services.ozon.errors import OzonAuthError, OzonError
+from services.shipping import Shipping
+from services.storage.models import Intent, Member, PollState, Seller
+from services.views import View
+
+log = logging.getLogger(__name__)
+
+
+class Duties:
+    def __init__(self, *, sync: OrderSync, shipping: Shipping, notifier: Notifier, clock: Callable[[], datetime],
+                 poll_interval: float, max_concurrent_polls: int = 20):
+        self._sync = sync
+        self._shipping = shipping
+        self._notifier = notifier
+        self._clock = clock
+        self._interval = poll_interval
+        self._gate = asyncio.Semaphore(max_concurrent_polls)
+        self.scheduler = AsyncIOScheduler(timezone="UTC")
+
+    def start(self) -> None:
+        now = self._clock()
+        self.scheduler.add_job(self.poll_due, "interval", seconds=max(0.5, self._interval / 4), id="poll",
+                               next_run_time=now, max_instances=1, coalesce=True)
+        self.scheduler.add_job(self.retry_work, "interval", seconds=15, id="retry", max_instances=1, coalesce=True)
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+
+    async def poll_due(self) -> None:
+        now = self._clock()
+        sellers = await Seller.filter(key_state="ok")
+        due = []
+        for seller in sellers:
+            state, _ = await PollState.get_or_create(seller=seller)
+            if state.next_poll_at is None or state.next_poll_at <= now:
+                due.append((seller, state))
+        await asyncio.gather(*(self._poll_one(seller, state) for seller, state in due))
+
+    async def _poll_one(self, seller: Seller, state: PollState) -> None:
+        async with self._gate:
+            state.last_poll_at = self._clock()
+            try:
+                await self._sync.poll(seller)
+            except OzonAuthError as exc:
+                await self._key_refused(seller, exc)
+                state.last_error = exc.reason
+            except OzonError as exc:
+                state.consecutive_errors += 1
+                state.last_error = exc.token
+                backoff = min(600.0, self._interval * 2 ** state.consecutive_errors)
+                state.next_poll_at = self._clock() + timedelta(seconds=backoff)
+                log.warning("poll of seller %s failed (%s); next in %.0fs", seller.id, exc.token, backoff)
+            else:
+                state.consecutive_errors = 0
+                state.last_error = None
+                state.last_success_at = self._clock()
+                jitter = random.uniform(0, self._interval * 0.1)
+                state.next_poll_at = state.last_poll_at + timedelta(seconds=self._interval + jitter)
+            await state.save()
+
+    async def _key_refused(self, seller: Seller, exc: OzonAuthError) -> None:
+        """Polling stops for this seller until a new key is connected; the owner hears it once."""
+        updated = await Seller.filter(id=seller.id, key_state="ok").update(key_state="revoked")
+        if not updated:
+            return
+        for owner in await Member.filter(seller=seller, role="owner", chat_id__not_isnull=True):
+            tr = self._notifier.translator(owner, seller)
+            await self._notifier.send(owner, View(text=tr.gettext(
+                "⚠️ Ozon refused the API key of seller {client_id} ({reason}). New orders are not being "
+                "fetched. Create a new key in the Ozon cabinet and send /connect {client_id} <new key>.").format(
+                client_id=seller.client_id, reason=exc.reason)))
+
+    async def retry_work(self) -> None:
+        await self._notifier.retry_failed()
+        await self._notifier.dispatch_pending()
+        now = self._clock()
+        for intent in await Intent.filter(state="pending", next_attempt_at__lte=now):
+            if intent.kind == "ship":
+                await self._shipping.run_ship(intent)
+            elif intent.kind == "tracking":
+                await self._shipping.run_tracking(intent)

@@ -1,0 +1,50 @@
+"""Database lifecycle: tortoise config, built-in migrations, connect and close."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tortoise import Tortoise
+from tortoise.migrations.api import migrate as run_migrations
+
+APP = "ozonbot"
+
+
+def tortoise_config(db_url: str) -> dict:
+    return {
+        "connections": {"default": db_url},
+        "apps": {
+            APP: {
+                "models": ["services.storage.models"],
+                "migrations": "services.storage.migrations",
+                "default_connection": "default",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+def _ensure_sqlite_dir(db_url: str) -> None:
+    if db_url.startswith("sqlite://") and ":memory:" not in db_url:
+        Path(db_url.removeprefix("sqlite://").split("?")[0]).parent.mkdir(parents=True, exist_ok=True)
+
+
+async def migrate(db_url: str) -> None:
+    """Apply every pending migration (idempotent)."""
+    _ensure_sqlite_dir(db_url)
+    try:
+        await run_migrations(config=tortoise_config(db_url))
+    finally:
+        await Tortoise.close_connections()
+
+
+async def connect(db_url: str, *, apply_migrations: bool = True) -> None:
+    if apply_migrations:
+        await migrate(db_url)
+    _ensure_sqlite_dir(db_url)
+    await Tortoise.init(config=tortoise_config(db_url))
+
+
+async def close() -> None:
+    await Tortoise.close_connections()

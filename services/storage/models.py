@@ -1,0 +1,184 @@
+"""Durable state. Every dedupe and intent is a unique constraint, so it holds across restarts and processes."""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class Seller(Model):
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=128, default="")
+    client_id = fields.CharField(max_length=32, unique=True)
+    api_key_enc = fields.TextField()
+    key_expires_at = fields.DatetimeField(null=True)
+    key_state = fields.CharField(max_length=16, default="ok")  # ok | revoked | expired
+    push_token = fields.CharField(max_length=64, unique=True)
+    timezone = fields.CharField(max_length=64, default="Asia/Shanghai")
+    quiet_hours = fields.CharField(max_length=16, default="22:00-08:00")
+    reminder_leads = fields.CharField(max_length=64, null=True)
+    digest_time = fields.CharField(max_length=5, default="08:00")
+    default_courier = fields.CharField(max_length=16, null=True)
+    warehouses = fields.JSONField(default=list)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "seller"
+
+
+class Member(Model):
+    """A person on a seller's desk, or a group chat that receives the desk's alerts (role group)."""
+
+    id = fields.IntField(primary_key=True)
+    seller = fields.ForeignKeyField("ozonbot.Seller", related_name="members", on_delete=fields.CASCADE)
+    channel = fields.CharField(max_length=16)  # telegram | wecom | wechat | console
+    external_id = fields.CharField(max_length=128)
+    chat_id = fields.CharField(max_length=128, null=True)  # where alerts go; None = reachable only in a group
+    role = fields.CharField(max_length=16, default="packer")  # owner | packer | group
+    name = fields.CharField(max_length=128, default="")
+    locale = fields.CharField(max_length=8, default="zh_CN")
+    timezone = fields.CharField(max_length=64, null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "member"
+        unique_together = (("seller", "channel", "external_id"),)
+
+
+class Posting(Model):
+    id = fields.IntField(primary_key=True)
+    seller = fields.ForeignKeyField("ozonbot.Seller", related_name="postings", on_delete=fields.CASCADE)
+    posting_number = fields.CharField(max_length=64, db_index=True)
+    order_number = fields.CharField(max_length=64, default="", db_index=True)
+    status = fields.CharField(max_length=64, default="")
+    substatus = fields.CharField(max_length=64, default="")
+    flow = fields.CharField(max_length=32, default="")
+    shipment_date = fields.DatetimeField(null=True, db_index=True)
+    tracking_number = fields.CharField(max_length=64, default="", db_index=True)
+    snapshot = fields.JSONField(default=dict)
+    # our side of the workflow
+    stage = fields.CharField(max_length=16, default="new")
+    courier = fields.CharField(max_length=16, null=True)
+    waybill = fields.CharField(max_length=64, null=True, db_index=True)
+    packed_at = fields.DatetimeField(null=True)
+    packed_by = fields.ForeignKeyField("ozonbot.Member", null=True, related_name="packed_postings", on_delete=fields.SET_NULL)
+    acted_by = fields.ForeignKeyField("ozonbot.Member", null=True, related_name="acted_postings", on_delete=fields.SET_NULL)
+    label_state = fields.CharField(max_length=16, default="none")  # none | pending | ready | sent | failed
+    label_task_id = fields.BigIntField(null=True)
+    label_url = fields.TextField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "posting"
+        unique_together = (("seller", "posting_number"),)
+
+
+class Event(Model):
+    """Outbox of domain events: one row per posting and event, ever. The unique key is the dedupe."""
+
+    id = fields.IntField(primary_key=True)
+    posting = fields.ForeignKeyField("ozonbot.Posting", related_name="events", on_delete=fields.CASCADE)
+    kind = fields.CharField(max_length=32)
+    key = fields.CharField(max_length=64, default="")
+    payload = fields.JSONField(default=dict)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    dispatched_at = fields.DatetimeField(null=True, db_index=True)
+
+    class Meta:
+        table = "event"
+        unique_together = (("posting", "kind", "key"),)
+
+
+class Notification(Model):
+    """One event delivered to one member: written before sending, so a restart never sends it twice."""
+
+    id = fields.IntField(primary_key=True)
+    event = fields.ForeignKeyField("ozonbot.Event", related_name="notifications", on_delete=fields.CASCADE)
+    member = fields.ForeignKeyField("ozonbot.Member", related_name="notifications", on_delete=fields.CASCADE)
+    state = fields.CharField(max_length=16, default="sending")  # sending | sent | failed
+    attempts = fields.IntField(default=0)
+    error = fields.TextField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "notification"
+        unique_together = (("event", "member"),)
+
+
+class AlertMessage(Model):
+    """The message that shows a posting's card in one member's chat, so every copy can be edited."""
+
+    id = fields.IntField(primary_key=True)
+    posting = fields.ForeignKeyField("ozonbot.Posting", related_name="alerts", on_delete=fields.CASCADE)
+    member = fields.ForeignKeyField("ozonbot.Member", related_name="alerts", on_delete=fields.CASCADE)
+    message_ref = fields.CharField(max_length=128)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "alert_message"
+        unique_together = (("posting", "member"),)
+
+
+class Intent(Model):
+    """An Ozon mutation, recorded before it is sent and completed after. Unfinished ones are resumed."""
+
+    id = fields.IntField(primary_key=True)
+    posting = fields.ForeignKeyField("ozonbot.Posting", related_name="intents", on_delete=fields.CASCADE)
+    kind = fields.CharField(max_length=16)  # ship | tracking | delivering | label
+    key = fields.CharField(max_length=64, default="")
+    payload = fields.JSONField(default=dict)
+    state = fields.CharField(max_length=16, default="pending", db_index=True)  # pending | done | failed
+    attempts = fields.IntField(default=0)
+    last_error = fields.TextField(null=True)
+    reported = fields.BooleanField(default=False)
+    member = fields.ForeignKeyField("ozonbot.Member", null=True, related_name="intents", on_delete=fields.SET_NULL)
+    next_attempt_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "intent"
+        unique_together = (("posting", "kind", "key"),)
+
+
+class PollState(Model):
+    seller = fields.OneToOneField("ozonbot.Seller", related_name="poll_state", on_delete=fields.CASCADE)
+    last_poll_at = fields.DatetimeField(null=True)
+    last_success_at = fields.DatetimeField(null=True)
+    consecutive_errors = fields.IntField(default=0)
+    next_poll_at = fields.DatetimeField(null=True)
+    last_error = fields.TextField(null=True)
+    lease_owner = fields.CharField(max_length=64, null=True)
+    lease_until = fields.DatetimeField(null=True)
+    fingerprint = fields.CharField(max_length=64, null=True)
+
+    class Meta:
+        table = "poll_state"
+
+
+class Invite(Model):
+    id = fields.IntField(primary_key=True)
+    seller = fields.ForeignKeyField("ozonbot.Seller", related_name="invites", on_delete=fields.CASCADE)
+    code = fields.CharField(max_length=32, unique=True)
+    role = fields.CharField(max_length=16, default="packer")
+    created_by = fields.ForeignKeyField("ozonbot.Member", null=True, related_name="invites_created", on_delete=fields.SET_NULL)
+    expires_at = fields.DatetimeField()
+    used_by = fields.ForeignKeyField("ozonbot.Member", null=True, related_name="invites_used", on_delete=fields.SET_NULL)
+    used_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "invite"
+
+
+class PendingInput(Model):
+    """What the bot is waiting for from a member (e.g. a waybill number for a posting): survives restarts."""
+
+    member = fields.OneToOneField("ozonbot.Member", related_name="pending", on_delete=fields.CASCADE)
+    posting = fields.ForeignKeyField("ozonbot.Posting", related_name="pending_for", on_delete=fields.CASCADE)
+    kind = fields.CharField(max_length=16, default="waybill")  # waybill | confirm
+    value = fields.CharField(max_length=64, null=True)
+    created_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "pending_input"
