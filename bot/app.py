@@ -25,6 +25,7 @@ from services.shipping import Shipping
 from services.storage import db
 
 log = logging.getLogger(__name__)
+PUSH_KEY = web.AppKey("push", OzonPushReceiver)
 
 
 def utcnow() -> datetime:
@@ -91,7 +92,7 @@ def build_web_app(services: Services) -> web.Application:
     push = OzonPushReceiver(services.sync)
     app.add_routes(push.routes())
     app.router.add_get("/health", _health)
-    app["push"] = push
+    app[PUSH_KEY] = push
     return app
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot.app import Services, build_services, build_web_app
+from bot.app import PUSH_KEY, Services, build_services, build_web_app
 from bot.config import Settings
 from bot.logsetup import setup_logging
 from services.desk import ConnectError
@@ -147,7 +147,7 @@ async def run_service(settings: Settings, args=None, *, stop: asyncio.Event | No
     await stop.wait()
     if telegram is not None:
         await telegram.stop()
-    await web_app["push"].close()
+    await web_app[PUSH_KEY].close()
     await runner.cleanup()
     await services.stop()
     return 0

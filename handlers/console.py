@@ -38,9 +38,12 @@ class ConsoleChannel:
         lines = [f"── {title} " + "─" * 40, view.text]
         if view.attachment is not None:
             lines.append(f"[📎 {view.attachment.filename}, {len(view.attachment.data)} bytes]")
-        for button in view.flat_buttons:
-            self._options.append(button.action)
-            lines.append(f"  [{len(self._options)}] {button.label}")
+        for row in view.buttons:
+            cells = []
+            for button in row:
+                self._options.append(button.action)
+                cells.append(f"[{len(self._options)}] {button.label}")
+            lines.append("  " + "   ".join(cells))
         if view.ask_reply:
             lines.append("  ↳ reply: type the text")
         self._write("\n".join(lines))
@@ -66,7 +69,8 @@ class ConsoleChannel:
 
             locale = normalize_locale(rest)
             if locale:
-                await self.s.desk.set_locale(self.member, locale)
+                await self.s.desk.set_locale(CHANNEL, self.member.external_id, locale)
+                self.member.locale = locale
                 tr = self.s.notifier.translator(self.member, await self.member.seller)
                 self._write(tr.gettext("Language set: English"))
         elif command == "/help":

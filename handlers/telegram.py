@@ -143,8 +143,10 @@ class TelegramChannel:
         if member is not None:
             seller = await Seller.get(id=member.seller_id)
             return self.s.notifier.translator(member, seller)
-        code = update.effective_user.language_code if update.effective_user else None
-        return self.s.catalogs.translator(pick_locale(None, code), self.s.settings.timezone)
+        user = update.effective_user
+        stored = await self.s.desk.stored_locale(CHANNEL, str(user.id)) if user else None
+        return self.s.catalogs.translator(pick_locale(stored, user.language_code if user else None),
+                                          self.s.settings.timezone)
 
     async def _reply(self, update: Update, view: View) -> None:
         await self.send_to_chat(update.effective_chat.id, view)
@@ -249,10 +251,9 @@ class TelegramChannel:
         if locale is None:
             await self._reply_text(update, tr.gettext("Usage: /lang zh | ru | en"))
             return
-        if member is None:
-            await self._reply_text(update, tr.gettext("Connect (/connect) or join (/join) a desk first."))
-            return
-        await self.s.desk.set_locale(member, locale)
+        await self.s.desk.set_locale(CHANNEL, str(update.effective_user.id), locale)
+        if member is not None:
+            member.locale = locale
         tr = await self._tr(update, member)
         await self._reply_text(update, tr.gettext("Language set: English"))
 

@@ -77,7 +77,7 @@ class CardRenderer:
         lines += self._items(tr, posting)
         lines.append("")
         lines.append(_("Status: {status}").format(status=status_words(tr, posting.status)))
-        if posting.stage not in ("cancelled",) and posting.status not in ("delivered",):
+        if posting.stage in ("new", "courier", "packing"):
             lines.append(_("Ship by: {deadline} ({left})").format(
                 deadline=tr.local_time(posting.shipment_date),
                 left=tr.time_left(posting.shipment_date, self._clock())))

@@ -18,7 +18,7 @@ from services.ozon.errors import OzonAuthError, OzonError, OzonUnavailable
 from services.ozon.gateway import OzonGateway
 from services.ozon.models import RoleInfo, Warehouse
 from services.security import SecretBox, new_token
-from services.storage.models import Invite, Member, Posting, Seller
+from services.storage.models import Invite, LanguagePref, Member, Posting, Seller
 from services.views import Button, View
 
 INVITE_TTL = timedelta(days=2)
@@ -132,9 +132,13 @@ class Desk:
         await Invite.filter(id=invite.id).update(used_by_id=member.id)
         return member
 
-    async def set_locale(self, member: Member, locale: str) -> None:
-        await Member.filter(channel=member.channel, external_id=member.external_id).update(locale=locale)
-        member.locale = locale
+    async def set_locale(self, channel: str, external_id: str, locale: str) -> None:
+        await LanguagePref.update_or_create(defaults={"locale": locale}, channel=channel, external_id=external_id)
+        await Member.filter(channel=channel, external_id=external_id).update(locale=locale)
+
+    async def stored_locale(self, channel: str, external_id: str) -> str | None:
+        pref = await LanguagePref.get_or_none(channel=channel, external_id=external_id)
+        return pref.locale if pref else None
 
     # ---- queries -------------------------------------------------------------------------------
     async def find(self, seller_id: int, text: str) -> Posting | None:

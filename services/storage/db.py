@@ -43,7 +43,8 @@ async def connect(db_url: str, *, apply_migrations: bool = True) -> None:
     if apply_migrations:
         await migrate(db_url)
     _ensure_sqlite_dir(db_url)
-    await Tortoise.init(config=tortoise_config(db_url))
+    # global fallback: PTB, aiohttp and APScheduler run callbacks in tasks of their own
+    await Tortoise.init(config=tortoise_config(db_url), _enable_global_fallback=True)
 
 
 async def close() -> None:

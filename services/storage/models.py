@@ -182,3 +182,16 @@ class PendingInput(Model):
 
     class Meta:
         table = "pending_input"
+
+
+class LanguagePref(Model):
+    """A person's chosen language, kept even before they belong to a desk (/lang before /connect)."""
+
+    id = fields.IntField(primary_key=True)
+    channel = fields.CharField(max_length=16)
+    external_id = fields.CharField(max_length=128)
+    locale = fields.CharField(max_length=8)
+
+    class Meta:
+        table = "language_pref"
+        unique_together = (("channel", "external_id"),)

@@ -10,6 +10,17 @@ class Migration(migrations.Migration):
 
     operations = [
         ops.CreateModel(
+            name='LanguagePref',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('channel', fields.CharField(max_length=16)),
+                ('external_id', fields.CharField(max_length=128)),
+                ('locale', fields.CharField(max_length=8)),
+            ],
+            options={'table': 'language_pref', 'app': 'ozonbot', 'unique_together': (('channel', 'external_id'),), 'pk_attr': 'id', 'table_description': "A person's chosen language, kept even before they belong to a desk (/lang before /connect)."},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
             name='Seller',
             fields=[
                 ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),

@@ -1,0 +1,109 @@
+"""Shared fixtures: a real database (SQLite file, or PostgreSQL when OZONBOT_TEST_DATABASE_URL is set),
+the Ozon sandbox and the fake Bot API on loopback, and the `ozonbot run` wiring around them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+import pytest
+from cryptography.fernet import Fernet
+from pydantic import SecretStr
+
+from bot.config import Settings
+
+PG_URL = os.environ.get("OZONBOT_TEST_DATABASE_URL")
+CLIENT_ID = "424242"
+API_KEY = "sandbox-key-0123456789"
+
+
+async def _reset_postgres(url: str) -> None:
+    conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
+    try:
+        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def db_url(tmp_path: Path) -> str:
+    if PG_URL:
+        await _reset_postgres(PG_URL)
+        return PG_URL
+    return f"sqlite://{tmp_path}/test.sqlite3"
+
+
+@pytest.fixture
+async def sandbox():
+    from services.ozon.sandbox import OzonSandbox
+
+    box = OzonSandbox(seed=11, label_delay=0.2, registration_delay=0.3)
+    box.add_seller(CLIENT_ID, API_KEY)
+    await box.start()
+    yield box
+    await box.stop()
+
+
+@pytest.fixture
+async def fake_tg():
+    from tests.fakes.telegram import FakeBotAPI
+
+    api = FakeBotAPI()
+    await api.start()
+    yield api
+    await api.stop()
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, db_url: str):
+    secret = Fernet.generate_key().decode()
+
+    def build(**overrides) -> Settings:
+        values = dict(data_dir=tmp_path / "data", database_url=db_url, secret_key=SecretStr(secret),
+                      http_port=_free_port(), label_delay=0.3, poll_interval=3600, quiet_hours="off")
+        values.update(overrides)
+        return Settings(_env_file=None, **values)
+
+    return build
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@asynccontextmanager
+async def running_bot(settings: Settings) -> AsyncIterator[asyncio.Task]:
+    """`ozonbot run` in this process, stopped cleanly on exit (a restart is two of these in a row)."""
+    from bot.cli import run_service
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_service(settings, stop=stop))
+    for _ in range(500):
+        if task.done():
+            task.result()
+        if await _port_open(settings.http_host, settings.http_port):
+            break
+        await asyncio.sleep(0.02)
+    try:
+        yield task
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 20)
+
+
+async def _port_open(host: str, port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection(host, port)
+    except OSError:
+        return False
+    writer.close()
+    await writer.wait_closed()
+    return True
