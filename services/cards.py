@@ -44,7 +44,9 @@ CHECKLIST = (
     N_("Ozon label printed and attached"),
 )
 
-COURIER_NAMES = tuple(N_(c.name_en) for c in COURIERS)  # so the names are extracted for translation
+# written out so that extraction sees them; couriers.py keeps the same English names
+COURIER_NAMES = (N_("SF Express"), N_("ZTO Express"), N_("YTO Express"), N_("Yunda"), N_("STO Express"),
+                 N_("JD Logistics"), N_("EMS"), N_("China Post"), N_("J&T Express"), N_("Other"))
 PARTNER_OWNS_TRACKING = frozenset({"aggregator", "3pl_tracking", "ozon", "hybrid", "hybryd"})
 
 
