@@ -11,12 +11,12 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
-from services.ozon.sandbox import OzonSandbox
 
 from bot.app import build_services
 from bot.config import Settings
 from bot.logsetup import setup_logging
 from handlers.console import ConsoleChannel
+from services.ozon.sandbox import OzonSandbox
 
 CLIENT_ID = "100500"
 API_KEY = "demo-key-not-secret"

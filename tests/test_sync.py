@@ -1,0 +1,211 @@
+"""Order sync: poll and push feed one ingest; each event is emitted once, across crashes and restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+
+import aiohttp
+import pytest
+
+from bot.app import build_services
+from services.storage.models import Event, Member, Notification, Posting, Seller
+from services.views import View
+from tests.conftest import API_KEY, CLIENT_ID, running_bot
+
+
+class RecordingChannel:
+    channel = "console"
+
+    def __init__(self, fail_after: int | None = None):
+        self.sent: list[tuple[int, str]] = []
+        self.fail_after = fail_after
+
+    async def send(self, member: Member, view: View) -> str:
+        if self.fail_after is not None and len(self.sent) >= self.fail_after:
+            raise RuntimeError("process killed")
+        self.sent.append((member.id, view.text.splitlines()[0]))
+        return str(len(self.sent))
+
+    async def edit(self, member: Member, message_ref: str, view: View) -> None:
+        return None
+
+
+@pytest.fixture
+async def services(make_settings, sandbox):
+    svc = build_services(make_settings(ozon_api_url=sandbox.base_url))
+    await svc.start(schedule=False)
+    yield svc
+    await svc.stop()
+
+
+async def _desk(services, members: int = 2) -> Seller:
+    connected = await services.desk.connect_seller(CLIENT_ID, API_KEY)
+    for i in range(members):
+        await services.desk.join_as(connected.seller, channel="console", external_id=f"m{i}", chat_id=f"c{i}",
+                                    name=f"M{i}", locale="en", role="owner" if i == 0 else "packer")
+    return connected.seller
+
+
+async def test_poll_reads_every_page_and_alerts_each_posting_once(services, sandbox):
+    sandbox.generate_orders(CLIENT_ID, 230)
+    channel = RecordingChannel()
+    services.notifier.register(channel)
+    seller = await _desk(services)
+    report = await services.sync.poll(seller)
+    assert report.postings == 230
+    assert len(sandbox.calls_to("/v4/posting/fbs/unfulfilled/list")) == 3  # 100 + 100 + 30
+    assert len(channel.sent) == 230 * 2
+    again = await services.sync.poll(seller)
+    assert again.events == 0 and len(channel.sent) == 230 * 2
+
+
+async def test_a_crash_inside_ingest_loses_and_repeats_nothing(services, sandbox, monkeypatch):
+    sandbox.generate_orders(CLIENT_ID, 6)
+    channel = RecordingChannel()
+    services.notifier.register(channel)
+    seller = await _desk(services)
+    original = Event.get_or_create
+    calls = {"n": 0}
+
+    async def dying_get_or_create(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise RuntimeError("killed mid-ingest")
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(Event, "get_or_create", dying_get_or_create)
+    with pytest.raises(RuntimeError):
+        await services.sync.poll(seller)
+    monkeypatch.setattr(Event, "get_or_create", original)
+    # the posting being ingested when it died was rolled back with its event: no half state
+    assert await Posting.all().count() == await Event.filter(kind="new").count() == 3
+    await services.sync.poll(seller)
+    assert await Event.filter(kind="new").count() == 6
+    alerted = sorted(text for _, text in channel.sent)
+    assert len(alerted) == 12 and len(set(channel.sent)) == 12
+
+
+async def test_a_crash_during_fan_out_resumes_without_repeating(make_settings, sandbox):
+    sandbox.generate_orders(CLIENT_ID, 3)
+    settings = make_settings(ozon_api_url=sandbox.base_url)
+    first = build_services(settings)
+    await first.start(schedule=False)
+    dying = RecordingChannel(fail_after=4)  # dies after 4 of 6 alerts
+    first.notifier.register(dying)
+    seller = await _desk(first)
+    await first.sync.poll(seller)
+    await first.stop()
+
+    second = build_services(settings)  # "the process came back"
+    await second.start(schedule=False)
+    healthy = RecordingChannel()
+    second.notifier.register(healthy)
+    await second.notifier.retry_failed()
+    await second.resume()
+    delivered = dying.sent + healthy.sent
+    assert len(delivered) == 6 and len(set(delivered)) == 6
+    assert await Notification.filter(state="sent").count() == 6
+    await second.stop()
+
+
+async def test_cancellation_and_deadline_change_are_events_once(services, sandbox):
+    (posting,) = sandbox.generate_orders(CLIENT_ID, 1)
+    channel = RecordingChannel()
+    services.notifier.register(channel)
+    seller = await _desk(services, members=1)
+    await services.sync.poll(seller)
+    sandbox.cancel(CLIENT_ID, posting["posting_number"])
+    await services.sync.poll(seller)
+    await services.sync.poll(seller)
+    kinds = sorted(e.kind for e in await Event.all())
+    assert kinds == ["cancelled", "new", "status"]
+    assert [t for _, t in channel.sent if "cancelled" in t.lower()] == [
+        f"❌ Order {posting['posting_number']} was cancelled. Stop packing it."]
+    row = await Posting.get(posting_number=posting["posting_number"])
+    assert row.stage == "cancelled"
+
+
+async def test_push_receiver_acknowledges_fast_and_dedupes(make_settings, sandbox):
+    settings = make_settings(ozon_api_url=sandbox.base_url)
+    async with running_bot(settings):
+        connected = await _desk_via_services(settings)
+        url = f"http://{settings.http_host}:{settings.http_port}/ozon/push/{connected.push_token}"
+        async with aiohttp.ClientSession() as http:
+            async with http.post(url, json={"message_type": "TYPE_PING", "time": "2026-11-26T10:00:00Z"}) as resp:
+                body = await resp.json()
+                assert resp.status == 200 and set(body) == {"version", "name", "time"}
+            (posting,) = sandbox.generate_orders(CLIENT_ID, 1)
+            push = {"message_type": "TYPE_NEW_POSTING", "posting_number": posting["posting_number"],
+                    "seller_id": int(CLIENT_ID), "products": [], "shipment_date": posting["shipment_date"]}
+            started = time.perf_counter()
+            statuses = []
+            for _ in range(3):  # Ozon retries and duplicates
+                async with http.post(url, json=push) as resp:
+                    statuses.append((resp.status, await resp.json()))
+            assert (time.perf_counter() - started) / 3 < 0.3
+            assert statuses == [(200, {"result": True})] * 3
+            async with http.post(url, data=b"{not json", headers={"Content-Type": "application/json"}) as resp:
+                assert resp.status == 400
+            async with http.post(url.replace(connected.push_token, "guess"), json=push) as resp:
+                assert resp.status == 404
+            for _ in range(100):
+                if await Event.filter(kind="new").count():
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.2)
+            assert await Event.filter(kind="new").count() == 1
+            row = await Posting.get(posting_number=posting["posting_number"])
+            assert row.snapshot["products"][0]["name"]  # re-read from Ozon, not just the thin push
+
+
+async def _desk_via_services(settings) -> Seller:
+    services = build_services(settings)
+    await services.gateway.start()
+    try:
+        connected = await services.desk.connect_seller(CLIENT_ID, API_KEY)
+    finally:
+        await services.gateway.close()
+    return connected.seller
+
+
+async def test_orders_that_arrived_while_down_are_ingested_on_start(make_settings, sandbox):
+    settings = make_settings(ozon_api_url=sandbox.base_url, poll_interval=1)
+    await _connect_with_cli(settings)
+    sandbox.generate_orders(CLIENT_ID, 150)  # arrived while the bot was not running
+    async with running_bot(settings):
+        for _ in range(200):
+            if await Posting.all().count() == 150:
+                break
+            await asyncio.sleep(0.05)
+        assert await Posting.all().count() == 150
+        assert await Event.filter(kind="new").count() == 150
+
+
+async def _connect_with_cli(settings) -> None:
+    """`ozonbot seller add` as a separate process, as an operator would run it."""
+    env = {**os.environ, "OZONBOT_OZON_API_URL": settings.ozon_api_url, "OZONBOT_DATA_DIR": str(settings.data_dir),
+           "OZONBOT_DATABASE_URL": settings.db_url, "OZONBOT_SECRET_KEY": settings.secret_key.get_secret_value()}
+    bad = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "bot.cli", "seller", "add", "--client-id",
+                                  CLIENT_ID, "--api-key", "wrong-key-123"], env=env, capture_output=True, text=True)
+    assert bad.returncode == 1 and "Nothing was stored" in bad.stderr and "wrong-key-123" not in bad.stderr
+    good = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "bot.cli", "seller", "add", "--client-id",
+                                   CLIENT_ID, "--api-key", API_KEY], env=env, capture_output=True, text=True)
+    assert good.returncode == 0, good.stderr
+    assert "key expires:" in good.stdout and "/ozon/push/" in good.stdout
+    assert API_KEY not in good.stdout + good.stderr
+
+
+@pytest.mark.sqlite_only
+async def test_the_api_key_is_encrypted_at_rest(services, make_settings):
+    await _desk(services, members=1)
+    seller = await Seller.get(client_id=CLIENT_ID)
+    assert API_KEY not in seller.api_key_enc
+    assert services.box.decrypt(seller.api_key_enc) == API_KEY
+    db_file = services.settings.db_url.removeprefix("sqlite://")
+    if os.path.exists(db_file):
+        with open(db_file, "rb") as handle:
+            assert API_KEY.encode() not in handle.read()
