@@ -171,3 +171,19 @@ async def test_restart_in_the_middle_of_the_flow(tg_settings, sandbox, fake_tg):
         assert len(alerts) == 1, "a restart must not alert again"
     assert len(_ship_calls(sandbox, number)) == 1
     assert len(_calls_for(sandbox, "/v2/fbs/posting/tracking-number/set", number)) == 1
+
+
+async def test_webhook_mode_checks_the_secret_token(make_settings, sandbox, fake_tg):
+    port_settings = make_settings()
+    url = f"http://127.0.0.1:{port_settings.http_port}/telegram/webhook"
+    settings = make_settings(telegram_token=SecretStr(DEFAULT_TOKEN), telegram_api_url=f"{fake_tg.base_url}/bot",
+                             telegram_file_url=f"{fake_tg.base_url}/file/bot", ozon_api_url=sandbox.base_url,
+                             telegram_webhook_url=url, http_port=port_settings.http_port)
+    async with running_bot(settings):
+        assert fake_tg.webhook_url == url and fake_tg.webhook_secret
+        fake_tg.push_message(OWNER, "/start", language_code="en")  # delivered by POST with the secret header
+        await fake_tg.wait_for_message(OWNER, "/connect", timeout=10)
+        forged = fake_tg.build_message_update(OWNER, "/start")
+        assert await fake_tg.post_update_to(url, forged, secret_token="wrong") == 403
+        assert await fake_tg.post_update_to(url, forged, secret_token=None) == 403
+        assert not fake_tg.calls_of("getUpdates")
