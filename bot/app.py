@@ -19,6 +19,7 @@ from services.notify import Notifier
 from services.orders import OrderSync
 from services.ozon.client import RetryPolicy
 from services.ozon.gateway import OzonGateway
+from services.reminders import Reminders
 from services.scheduler import Duties
 from services.security import RedactingFilter, SecretBox, load_or_create_key
 from services.shipping import Shipping
@@ -77,8 +78,9 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
     shipping = Shipping(gateway=gateway, notifier=notifier, clock=clock, label_delay=settings.label_delay)
     desk = Desk(gateway=gateway, box=box, notifier=notifier, clock=clock, default_timezone=settings.timezone,
                 default_quiet_hours=settings.quiet_hours)
+    reminders = Reminders(notifier=notifier, clock=clock, leads=settings.leads)
     duties = Duties(sync=sync, shipping=shipping, notifier=notifier, clock=clock,
-                    poll_interval=settings.poll_interval)
+                    poll_interval=settings.poll_interval, reminders=reminders)
     services = Services(settings=settings, box=box, catalogs=catalogs, codec=codec, notifier=notifier,
                         gateway=gateway, sync=sync, shipping=shipping, desk=desk, duties=duties, clock=clock)
     services.redactor.add(key)

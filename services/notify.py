@@ -14,7 +14,7 @@ from tortoise.exceptions import IntegrityError
 from services.cards import CardRenderer
 from services.i18n import Catalogs, Translator
 from services.storage.models import AlertMessage, Event, Member, Notification, Posting, Seller
-from services.views import View
+from services.views import Button, View
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,10 @@ class Notifier:
             silent = in_quiet_hours(seller.quiet_hours, seller.timezone, self._clock())
             for member in await self.desk(seller):
                 await self._deliver_card(event, posting, seller, member, silent)
+        elif event.kind == "remind":
+            if posting.stage in ("new", "courier") and posting.status == "awaiting_packaging":
+                for member in await self.desk(seller):
+                    await self._deliver_once(event, member, self._reminder(event, posting, member, seller))
         elif event.kind in ("status", "deadline", "cancelled"):
             await self.refresh(posting)
             if event.kind == "cancelled":
@@ -95,6 +99,19 @@ class Notifier:
                     text = tr.gettext("❌ Order {number} was cancelled. Stop packing it.").format(
                         number=posting.posting_number)
                     await self._deliver_once(event, member, View(text=text))
+
+    def _reminder(self, event: Event, posting: Posting, member: Member, seller: Seller) -> View:
+        tr = self.translator(member, seller)
+        now = self._clock()
+        if event.key == "overdue":
+            text = tr.gettext("🚨 {number} is past its ship-by time ({deadline}). Ozon charges for late "
+                              "shipment: pack and hand it over now.")
+        else:
+            text = tr.gettext("⏰ {number} is not packed yet: ship by {deadline} ({left}).")
+        text = text.format(number=posting.posting_number, deadline=tr.local_time(posting.shipment_date),
+                           left=tr.time_left(posting.shipment_date, now))
+        button = Button(tr.gettext("Open the order card"), self.cards.action("o", posting))
+        return View(text=text, buttons=((button,),))
 
     async def _claim(self, event: Event, member: Member) -> Notification | None:
         try:

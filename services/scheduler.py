@@ -6,13 +6,14 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from services.notify import Notifier
 from services.orders import OrderSync
 from services.ozon.errors import OzonAuthError, OzonError
+from services.reminders import Reminders
 from services.shipping import Shipping
 from services.storage.models import Intent, Member, PollState, Seller
 from services.views import View
@@ -22,20 +23,23 @@ log = logging.getLogger(__name__)
 
 class Duties:
     def __init__(self, *, sync: OrderSync, shipping: Shipping, notifier: Notifier, clock: Callable[[], datetime],
-                 poll_interval: float, max_concurrent_polls: int = 20):
+                 poll_interval: float, reminders: Reminders, max_concurrent_polls: int = 20):
         self._sync = sync
         self._shipping = shipping
         self._notifier = notifier
         self._clock = clock
         self._interval = poll_interval
+        self._reminders = reminders
         self._gate = asyncio.Semaphore(max_concurrent_polls)
         self.scheduler = AsyncIOScheduler(timezone="UTC")
 
     def start(self) -> None:
-        now = self._clock()
+        now = datetime.now(UTC)  # the scheduler's own wall clock; jobs decide with the injected one
         self.scheduler.add_job(self.poll_due, "interval", seconds=max(0.5, self._interval / 4), id="poll",
-                               next_run_time=now, max_instances=1, coalesce=True)
-        self.scheduler.add_job(self.retry_work, "interval", seconds=15, id="retry", max_instances=1, coalesce=True)
+                               next_run_time=now, max_instances=1, coalesce=True, replace_existing=True)
+        self.scheduler.add_job(self._reminders.run_due, "interval", seconds=min(30.0, max(1.0, self._interval)),
+                               id="reminders", next_run_time=now, max_instances=1, coalesce=True, replace_existing=True)
+        self.scheduler.add_job(self.retry_work, "interval", seconds=15, id="retry", max_instances=1, coalesce=True, replace_existing=True)
         self.scheduler.start()
 
     def stop(self) -> None:

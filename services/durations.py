@@ -1,0 +1,35 @@
+"""Durations (90s, 30m, 4h, 1d), reminder leads and quiet hours as operators write them."""
+
+from __future__ import annotations
+
+import re
+from datetime import time, timedelta
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """'90s', '4h', '1d', '30m' or plain seconds."""
+    match = _DURATION.match(text.lower())
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (use forms like 90s, 30m, 4h, 1d)")
+    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def parse_leads(text: str) -> list[timedelta]:
+    leads = sorted({parse_duration(part) for part in text.split(",") if part.strip()}, reverse=True)
+    if not leads:
+        raise ValueError("at least one reminder lead is needed")
+    return leads
+
+
+def parse_quiet_hours(text: str) -> tuple[time, time] | None:
+    """'22:00-08:00' -> (22:00, 08:00); 'off' -> None."""
+    if text.strip().lower() in {"off", "none", ""}:
+        return None
+    start, _, end = text.partition("-")
+    try:
+        return time.fromisoformat(start.strip()), time.fromisoformat(end.strip())
+    except ValueError as exc:
+        raise ValueError(f"quiet hours must look like 22:00-08:00 or off, not {text!r}") from exc

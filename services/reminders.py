@@ -1,0 +1,55 @@
+"""Deadline reminders: once per posting and lead while it is unpacked, then one 'overdue'. The Event
+row's unique key is the once-ever guarantee, so a restart re-derives them without repeating any."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from tortoise.exceptions import IntegrityError
+
+from services.durations import parse_leads
+from services.notify import Notifier, in_quiet_hours
+from services.storage.models import Event, Posting
+
+OVERDUE = "overdue"
+
+
+def due_key(deadline: datetime, now: datetime, leads: list[timedelta]) -> str | None:
+    """The latest reminder due at `now`: only the nearest passed lead, so a bot that was down
+    does not send the stale ones it missed."""
+    if now >= deadline:
+        return OVERDUE
+    passed = [lead for lead in leads if deadline - lead <= now]
+    return f"lead:{int(min(passed).total_seconds())}" if passed else None
+
+
+class Reminders:
+    def __init__(self, *, notifier: Notifier, clock: Callable[[], datetime], leads: list[timedelta]):
+        self._notifier = notifier
+        self._clock = clock
+        self._leads = leads
+
+    async def run_due(self) -> int:
+        now = self._clock()
+        horizon = now + max(self._leads)
+        created = 0
+        candidates = await Posting.filter(stage__in=("new", "courier"), status="awaiting_packaging",
+                                          shipment_date__lte=horizon).prefetch_related("seller")
+        for posting in candidates:
+            seller = posting.seller
+            leads = parse_leads(seller.reminder_leads) if seller.reminder_leads else self._leads
+            key = due_key(posting.shipment_date, now, leads)
+            if key is None:
+                continue
+            urgent = key in (OVERDUE, f"lead:{int(min(leads).total_seconds())}")
+            if not urgent and in_quiet_hours(seller.quiet_hours, seller.timezone, now):
+                continue  # held until the quiet hours end; the last lead and overdue break through
+            try:
+                _, was_created = await Event.get_or_create(posting=posting, kind="remind", key=key)
+            except IntegrityError:
+                continue
+            created += was_created
+        if created:
+            await self._notifier.dispatch_pending()
+        return created
