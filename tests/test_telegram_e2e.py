@@ -33,6 +33,14 @@ async def _connect_owner(fake_tg) -> None:
     assert fake_tg.is_deleted(OWNER, connect_id), "the message carrying the key must be deleted"
 
 
+async def _choose_courier(fake_tg, number: str, courier: str = "SF Express"):
+    """Press a courier on the owner's card of `number`; returns the card once it offers Packed."""
+    card = await fake_tg.wait_for_message(OWNER, f"New order {number}", timeout=10)
+    fake_tg.press(OWNER, courier, message_id=card.message_id)
+    await fake_tg.wait_for(lambda: "✅ Packed" in str(fake_tg.buttons(OWNER, card.message_id)))
+    return card
+
+
 def _ship_calls(sandbox, number: str) -> list:
     return [c for c in sandbox.calls_to("/v4/posting/fbs/ship") if c.body.get("posting_number") == number]
 
@@ -129,9 +137,7 @@ async def test_double_tap_ships_once_and_forged_or_foreign_presses_do_nothing(tg
     number = posting["posting_number"]
     async with running_bot(tg_settings):
         await _connect_owner(fake_tg)
-        card = await fake_tg.wait_for_message(OWNER, f"New order {number}", timeout=10)
-        fake_tg.press(OWNER, "SF Express", message_id=card.message_id)
-        await fake_tg.wait_for(lambda: "✅ Packed" in str(fake_tg.buttons(OWNER, card.message_id)))
+        card = await _choose_courier(fake_tg, number)
         packed_data = dict(fake_tg.buttons(OWNER, card.message_id))["✅ Packed"]
 
         forged = packed_data[:-3] + ("AAA" if not packed_data.endswith("AAA") else "BBB")
@@ -157,9 +163,7 @@ async def test_restart_in_the_middle_of_the_flow(tg_settings, sandbox, fake_tg):
     number = posting["posting_number"]
     async with running_bot(tg_settings):
         await _connect_owner(fake_tg)
-        card = await fake_tg.wait_for_message(OWNER, f"New order {number}", timeout=10)
-        fake_tg.press(OWNER, "SF Express", message_id=card.message_id)
-        await fake_tg.wait_for(lambda: "✅ Packed" in str(fake_tg.buttons(OWNER, card.message_id)))
+        card = await _choose_courier(fake_tg, number)
         fake_tg.press(OWNER, "Packed", message_id=card.message_id)
         await fake_tg.wait_for_message(OWNER, f"Waybill number for {number}", timeout=10)
     async with running_bot(tg_settings):  # a new process on the same database
