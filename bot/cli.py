@@ -6,8 +6,6 @@ import argparse
 import asyncio
 import signal
 import sys
-import tempfile
-from pathlib import Path
 
 from aiohttp import web
 
@@ -159,10 +157,6 @@ def _stop_on_signals() -> asyncio.Event:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     return stop
-
-
-def demo_data_dir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="ozonbot-demo-"))
 
 
 if __name__ == "__main__":

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import shutil
 import sys
 import tempfile
@@ -45,18 +43,10 @@ async def run_demo(*, lang: str = "zh_CN", orders: int = 5, stream=None) -> int:
                          " or the number of an option; /help for more.").format(n=orders), flush=True)
         await services.sync.poll(connected.seller)
         await console.run(stream or sys.stdin)
-        await _settle(services)
+        await services.shipping.drain(timeout=8.0)
     finally:
         await services.stop()
         await sandbox.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
     return 0
 
-
-async def _settle(services, timeout: float = 8.0) -> None:
-    """Let background work started by the last command (a label on its way) finish before exiting."""
-    pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()
-               and "label" in repr(t.get_coro())]
-    if pending:
-        await asyncio.wait(pending, timeout=timeout)
-    logging.getLogger(__name__).debug("demo settled")

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 
 from bot.app import Services
+from services.i18n import normalize_locale
 from services.storage.models import Member
 from services.views import View
 
@@ -65,8 +66,6 @@ class ConsoleChannel:
         elif command == "/status":
             await self.send(self.member, await self.s.desk.status_view(self.member, rest))
         elif command == "/lang":
-            from services.i18n import normalize_locale
-
             locale = normalize_locale(rest)
             if locale:
                 await self.s.desk.set_locale(CHANNEL, self.member.external_id, locale)

@@ -50,6 +50,7 @@ class TelegramChannel:
         settings = services.settings
         token = settings.telegram_token.get_secret_value() if settings.telegram_token else ""
         self._webhook_secret = new_token(24)
+        self._background: set[asyncio.Task] = set()
         builder = (ApplicationBuilder().token(token)
                    .base_url(settings.telegram_api_url).base_file_url(settings.telegram_file_url)
                    .rate_limiter(AIORateLimiter(max_retries=5))
@@ -209,7 +210,9 @@ class TelegramChannel:
             "New orders will appear here. /invite adds a packer.").format(
             client_id=connected.seller.client_id, warehouses=warehouses,
             expiry=tr.local_time(connected.roles.expires_at)))
-        asyncio.create_task(self._first_poll(connected.seller))
+        task = asyncio.create_task(self._first_poll(connected.seller))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _first_poll(self, seller: Seller) -> None:
         try:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import datetime, time
+from datetime import datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from tortoise.exceptions import IntegrityError
 
 from services.cards import CardRenderer
+from services.durations import parse_quiet_hours
 from services.i18n import Catalogs, Translator
 from services.storage.models import AlertMessage, Event, Member, Notification, Posting, Seller
 from services.views import Button, View
@@ -28,10 +29,10 @@ class ChannelSender(Protocol):
 
 
 def in_quiet_hours(quiet: str, zone: str, now: datetime) -> bool:
-    if not quiet or quiet.lower() == "off" or "-" not in quiet:
+    window = parse_quiet_hours(quiet or "off")
+    if window is None:
         return False
-    start_text, end_text = quiet.split("-", 1)
-    start, end = time.fromisoformat(start_text), time.fromisoformat(end_text)
+    start, end = window
     local = now.astimezone(ZoneInfo(zone)).time()
     return start <= local < end if start < end else (local >= start or local < end)
 

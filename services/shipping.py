@@ -9,12 +9,12 @@ from datetime import datetime, timedelta
 
 from services.actions import Action
 from services.cards import courier_name
-from services.couriers import check_number
+from services.couriers import check_number, pick_waybill_number, read_barcodes
 from services.notify import Notifier
 from services.ozon.errors import OzonAuthError, OzonError, OzonUnavailable
 from services.ozon.gateway import OzonGateway
 from services.ozon.models import Posting as OzonPosting
-from services.storage.models import Intent, Member, PendingInput, Posting, Seller
+from services.storage.models import AlertMessage, Intent, Member, PendingInput, Posting, Seller
 from services.views import Answer, Attachment, Button, View
 
 log = logging.getLogger(__name__)
@@ -267,8 +267,8 @@ class Shipping:
     async def pending_for(self, member: Member) -> PendingInput | None:
         return await PendingInput.get_or_none(member=member)
 
-    async def submit_waybill(self, member: Member, raw: str) -> Answer | None:
-        """A typed number while the bot waits for one; None when nothing is awaited."""
+    async def _awaited(self, member: Member) -> tuple[PendingInput, Posting] | None:
+        """What the member was asked for, if the posting is still theirs; a stale question is dropped."""
         pending = await self.pending_for(member)
         if pending is None:
             return None
@@ -276,6 +276,14 @@ class Shipping:
         if posting is None:
             await pending.delete()
             return None
+        return pending, posting
+
+    async def submit_waybill(self, member: Member, raw: str) -> Answer | None:
+        """A typed number while the bot waits for one; None when nothing is awaited."""
+        awaited = await self._awaited(member)
+        if awaited is None:
+            return None
+        pending, posting = awaited
         tr = self._tr(member)
         check = check_number(posting.courier or "other", raw)
         if not check.valid_chars:
@@ -288,13 +296,10 @@ class Shipping:
             view = View(
                 text=tr.gettext("{number} does not look like a {courier} number. Use it anyway?").format(
                     number=check.number, courier=courier_name(tr, posting.courier)),
-                buttons=((Button(tr.gettext("Yes, use it"), self._notifier_cards_action("y", posting)),),
-                         (Button(tr.gettext("No, type it again"), self._notifier_cards_action("w", posting)),)))
+                buttons=((Button(tr.gettext("Yes, use it"), self._notifier.cards.action("y", posting)),),
+                         (Button(tr.gettext("No, type it again"), self._notifier.cards.action("w", posting)),)))
             return Answer(replies=[view])
         return await self._record_waybill(member, posting, check.number)
-
-    def _notifier_cards_action(self, verb: str, posting: Posting) -> str:
-        return self._notifier.cards.action(verb, posting)
 
     async def _record_waybill(self, member: Member, posting: Posting, number: str) -> Answer:
         tr = self._tr(member)
@@ -372,14 +377,10 @@ class Shipping:
         return fresh.status == "delivering"
 
     async def submit_photo(self, member: Member, image: bytes) -> Answer | None:
-        from services.couriers import pick_waybill_number, read_barcodes
-
-        pending = await self.pending_for(member)
-        if pending is None:
+        awaited = await self._awaited(member)
+        if awaited is None:
             return None
-        posting = await self.authorize(member, pending.posting_id)
-        if posting is None:
-            return None
+        _, posting = awaited
         texts = await asyncio.to_thread(read_barcodes, image)
         number = pick_waybill_number(texts, posting.courier or "other")
         if number is None:
@@ -394,8 +395,6 @@ class Shipping:
         view = await self._notifier.render_card(posting, member, seller)
         ref = await self._notifier.send(member, view)
         if ref:
-            from services.storage.models import AlertMessage
-
             await AlertMessage.update_or_create(defaults={"message_ref": ref}, posting=posting, member=member)
         return Answer()
 
@@ -417,6 +416,11 @@ class Shipping:
         for posting in await Posting.filter(label_state="pending", stage__in=("packed", "handed_over")):
             self.schedule_label(posting.id, posting.packed_by_id, 0)
         return resumed
+
+    async def drain(self, timeout: float) -> None:
+        """Waits for background label deliveries (the demo lets the last one arrive before exiting)."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=timeout)
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -65,8 +65,7 @@ async def test_reminders_fire_once_per_lead_and_stop_after_packing_or_cancel(mak
     await _run_scheduler_once(services)
     await _run_scheduler_once(services)
     reminders = [t for _, t in channel.sent if t.startswith("⏰")]
-    assert reminders == [f"⏰ {a['posting_number']} is not packed yet: ship by "
-                         f"{reminders[0].split('ship by ')[1]}"]
+    assert len(reminders) == 1 and reminders[0].startswith(f"⏰ {a['posting_number']} is not packed yet")
     clock.now = deadline - timedelta(seconds=20)
     await _run_scheduler_once(services)
     clock.now = deadline + timedelta(seconds=1)

@@ -126,6 +126,11 @@ def _chunks(items: Sequence[T], size: int) -> Iterable[list[T]]:
         yield items[start : start + size]
 
 
+def _list_body(cursor: str, limit: int, flt: dict[str, Any]) -> dict[str, Any]:
+    return {"cursor": cursor, "limit": max(1, min(PAGE_LIMIT, limit)), "sort_dir": "ASC", "filter": flt,
+            "with": _list_with()}
+
+
 def _list_with() -> dict[str, bool]:
     """Extra blocks for list requests: what the alert needs (region, barcodes, prices)."""
     return {"analytics_data": True, "barcodes": True, "financial_data": True, "legal_info": False}
@@ -348,14 +353,7 @@ class OzonClient:
             flt["statuses"] = list(statuses)
         if changed_since is not None:
             flt["last_changed_status_date"] = self._since_window(changed_since)
-        body = {
-            "cursor": cursor,
-            "limit": max(1, min(PAGE_LIMIT, limit)),
-            "sort_dir": "ASC",
-            "filter": flt,
-            "with": _list_with(),
-        }
-        return PostingPage.from_api(await self.request(UNFULFILLED_LIST, body))
+        return PostingPage.from_api(await self.request(UNFULFILLED_LIST, _list_body(cursor, limit, flt)))
 
     async def iter_unfulfilled(
         self,
@@ -417,14 +415,7 @@ class OzonClient:
             flt["statuses"] = list(statuses)
         if order_numbers:
             flt["order_numbers"] = list(order_numbers)
-        body = {
-            "cursor": cursor,
-            "limit": max(1, min(PAGE_LIMIT, limit)),
-            "sort_dir": "ASC",
-            "filter": flt,
-            "with": _list_with(),
-        }
-        return PostingPage.from_api(await self.request(POSTING_LIST, body))
+        return PostingPage.from_api(await self.request(POSTING_LIST, _list_body(cursor, limit, flt)))
 
     @staticmethod
     async def _paginate(fetch: Callable[[str], Awaitable[PostingPage]], path: str) -> AsyncIterator[Posting]:
