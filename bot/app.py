@@ -15,6 +15,7 @@ from services.actions import ActionCodec
 from services.cards import CardRenderer
 from services.desk import Desk
 from services.i18n import Catalogs
+from services.links import ActionLinks
 from services.notify import Notifier
 from services.orders import OrderSync
 from services.ozon.client import RetryPolicy
@@ -45,6 +46,7 @@ class Services:
     shipping: Shipping
     desk: Desk
     duties: Duties
+    links: ActionLinks
     clock: Callable[[], datetime]
     redactor: RedactingFilter = field(default_factory=RedactingFilter)
 
@@ -82,7 +84,8 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
     duties = Duties(sync=sync, shipping=shipping, notifier=notifier, clock=clock,
                     poll_interval=settings.poll_interval, reminders=reminders)
     services = Services(settings=settings, box=box, catalogs=catalogs, codec=codec, notifier=notifier,
-                        gateway=gateway, sync=sync, shipping=shipping, desk=desk, duties=duties, clock=clock)
+                        gateway=gateway, sync=sync, shipping=shipping, desk=desk, duties=duties,
+                        links=ActionLinks(box, settings.base_url, clock), clock=clock)
     services.redactor.add(key)
     if settings.telegram_token:
         services.redactor.add(settings.telegram_token.get_secret_value())

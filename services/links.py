@@ -1,0 +1,60 @@
+"""Signed, expiring, per-member links to the action page (WeChat template messages, group robot alerts).
+
+A link names one member and, optionally, one posting. The member is who acts when the page is used,
+so a forwarded link acts as the member it was made for, and only until it expires.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from services.security import SecretBox
+
+SIGNATURE_LENGTH = 22  # ~128 bits of HMAC-SHA256: links live longer and travel further than buttons
+
+
+@dataclass(frozen=True)
+class LinkClaim:
+    member_id: int
+    posting_id: int | None
+    expires_at: datetime
+
+
+class ActionLinks:
+    PATH = "/a/"
+
+    def __init__(self, box: SecretBox, base_url: str, clock: Callable[[], datetime],
+                 ttl: timedelta = timedelta(days=3)):
+        self._box = box
+        self._base_url = base_url.rstrip("/")
+        self._clock = clock
+        self._ttl = ttl
+
+    def token(self, member_id: int, posting_id: int | None = None) -> str:
+        expires = int((self._clock() + self._ttl).timestamp())
+        body = f"{member_id}.{posting_id or 0}.{expires}"
+        encoded = base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
+        return f"{encoded}.{self._box.sign('link:' + body, SIGNATURE_LENGTH)}"
+
+    def url(self, member_id: int, posting_id: int | None = None) -> str:
+        return f"{self._base_url}{self.PATH}{self.token(member_id, posting_id)}"
+
+    def verify(self, token: str) -> LinkClaim | None:
+        """The claim of a link we made that has not expired; None for anything else."""
+        encoded, _, signature = token.partition(".")
+        if not encoded or not signature or len(token) > 200:
+            return None
+        try:
+            body = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+        except (ValueError, UnicodeDecodeError):
+            return None
+        if not self._box.verify("link:" + body, signature, SIGNATURE_LENGTH):
+            return None
+        member, posting, expires = (int(part) for part in body.split("."))
+        expires_at = datetime.fromtimestamp(expires, tz=self._clock().tzinfo)
+        if expires_at <= self._clock():
+            return None
+        return LinkClaim(member_id=member, posting_id=posting or None, expires_at=expires_at)
