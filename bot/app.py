@@ -12,15 +12,21 @@ from aiohttp import web
 from bot.config import Settings
 from handlers.ozon_push import OzonPushReceiver
 from services.actions import ActionCodec
+from services.buttons import ButtonRouter
 from services.cards import CardRenderer
 from services.desk import Desk
+from services.digest import MorningDigest
 from services.i18n import Catalogs
+from services.key_expiry import KeyExpiry
 from services.links import ActionLinks
+from services.notices import NoticeBoard
 from services.notify import Notifier
 from services.orders import OrderSync
 from services.ozon.client import RetryPolicy
 from services.ozon.gateway import OzonGateway
+from services.preferences import Preferences
 from services.reminders import Reminders
+from services.retries import IntentRunner
 from services.scheduler import Duties
 from services.security import RedactingFilter, SecretBox, load_or_create_key
 from services.shipping import Shipping
@@ -46,6 +52,9 @@ class Services:
     shipping: Shipping
     desk: Desk
     duties: Duties
+    runner: IntentRunner
+    preferences: Preferences
+    buttons: ButtonRouter
     links: ActionLinks
     clock: Callable[[], datetime]
     redactor: RedactingFilter = field(default_factory=RedactingFilter)
@@ -59,7 +68,7 @@ class Services:
     async def resume(self) -> None:
         """Work owed from before a restart: undelivered events, unfinished intents, late labels."""
         await self.notifier.dispatch_pending()
-        await self.shipping.resume()
+        await self.runner.resume()
 
     async def stop(self) -> None:
         self.duties.stop()
@@ -80,11 +89,18 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
     shipping = Shipping(gateway=gateway, notifier=notifier, clock=clock, label_delay=settings.label_delay)
     desk = Desk(gateway=gateway, box=box, notifier=notifier, clock=clock, default_timezone=settings.timezone,
                 default_quiet_hours=settings.quiet_hours)
-    reminders = Reminders(notifier=notifier, clock=clock, leads=settings.leads)
-    duties = Duties(sync=sync, shipping=shipping, notifier=notifier, clock=clock,
-                    poll_interval=settings.poll_interval, reminders=reminders)
+    reminders = Reminders(notifier=notifier, clock=clock, leads=settings.leads,
+                          tracking_after=settings.tracking_reminder_after)
+    board = NoticeBoard(notifier)
+    runner = IntentRunner(shipping=shipping, notifier=notifier, clock=clock)
+    duties = Duties(sync=sync, runner=runner, notifier=notifier, clock=clock, poll_interval=settings.poll_interval,
+                    reminders=reminders, digest=MorningDigest(board=board, clock=clock),
+                    key_expiry=KeyExpiry(board=board, clock=clock))
+    preferences = Preferences(codec=codec, notifier=notifier, default_leads=settings.reminder_leads)
+    buttons = ButtonRouter(codec=codec, shipping=shipping, preferences=preferences)
     services = Services(settings=settings, box=box, catalogs=catalogs, codec=codec, notifier=notifier,
-                        gateway=gateway, sync=sync, shipping=shipping, desk=desk, duties=duties,
+                        gateway=gateway, sync=sync, shipping=shipping, desk=desk, duties=duties, runner=runner,
+                        preferences=preferences, buttons=buttons,
                         links=ActionLinks(box, settings.base_url, clock), clock=clock)
     services.redactor.add(key)
     if settings.telegram_token:

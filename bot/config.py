@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.durations import parse_duration, parse_leads, parse_quiet_hours  # noqa: F401
+from services.durations import parse_duration, parse_leads, parse_quiet_hours
 
 
 class Settings(BaseSettings):
@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     reminder_leads: str = "24h,4h,1h"
     quiet_hours: str = "22:00-08:00"
     label_delay: float = Field(45.0, ge=0)
+    tracking_reminder: str = "2h"
     timezone: str = "Asia/Shanghai"
     wecom_api_url: str = "https://qyapi.weixin.qq.com"
     wechat_api_url: str = "https://api.weixin.qq.com"
@@ -38,6 +39,12 @@ class Settings(BaseSettings):
     @classmethod
     def _check_leads(cls, value: str) -> str:
         parse_leads(value)
+        return value
+
+    @field_validator("tracking_reminder")
+    @classmethod
+    def _check_tracking_reminder(cls, value: str) -> str:
+        parse_duration(value)
         return value
 
     @field_validator("quiet_hours")
@@ -61,6 +68,10 @@ class Settings(BaseSettings):
     @property
     def leads(self) -> list[timedelta]:
         return parse_leads(self.reminder_leads)
+
+    @property
+    def tracking_reminder_after(self) -> timedelta:
+        return parse_duration(self.tracking_reminder)
 
     @property
     def quiet(self) -> tuple[time, time] | None:

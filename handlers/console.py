@@ -9,7 +9,7 @@ from collections.abc import Callable
 from bot.app import Services
 from services.i18n import normalize_locale
 from services.storage.models import Member
-from services.views import View
+from services.views import Answer, View
 
 CHANNEL = "console"
 
@@ -56,13 +56,15 @@ class ConsoleChannel:
         tr = self.s.notifier.translator(self.member, await self.member.seller)
         command, _, rest = line.partition(" ")
         if line.isdigit() and 1 <= int(line) <= len(self._options):
-            answer = await self.s.shipping.press(self.member, self.s.codec.decode(self._options[int(line) - 1]))
-            if answer.toast:
-                self._write(f"» {answer.toast}")
-            for view in answer.replies:
-                await self.send(self.member, view)
+            await self._show_answer(await self.s.buttons.press(self.member, self._options[int(line) - 1]))
         elif command == "/orders":
             await self.send(self.member, await self.s.desk.orders_view(self.member))
+        elif command == "/settings":
+            name, _, value = rest.partition(" ")
+            if name:
+                await self._show_answer(await self.s.preferences.set_typed(self.member, name, value))
+            else:
+                await self.send(self.member, await self.s.preferences.view(self.member))
         elif command == "/status":
             await self.send(self.member, await self.s.desk.status_view(self.member, rest))
         elif command == "/lang":
@@ -73,17 +75,22 @@ class ConsoleChannel:
                 tr = self.s.notifier.translator(self.member, await self.member.seller)
                 self._write(tr.gettext("Language set: English"))
         elif command == "/help":
-            self._write(tr.gettext("Demo: /orders, /status <number>, /lang zh|ru|en, a number presses that "
+            self._write(tr.gettext("Demo: /orders, /status <number>, /settings, /lang zh|ru|en, a number presses that "
                                    "option, any other text answers the bot's question."))
         else:
             answer = await self.s.shipping.submit_waybill(self.member, line)
             if answer is None:
                 await self.send(self.member, await self.s.desk.status_view(self.member, line))
                 return
-            if answer.toast:
-                self._write(f"» {answer.toast}")
-            for view in answer.replies:
-                await self.send(self.member, view)
+            await self._show_answer(answer)
+
+    async def _show_answer(self, answer: Answer) -> None:
+        if answer.toast:
+            self._write(f"» {answer.toast}")
+        if answer.edit is not None:
+            await self.send(self.member, answer.edit)
+        for view in answer.replies:
+            await self.send(self.member, view)
 
     async def run(self, stream=None) -> None:
         """Reads lines until end of input (a pipe) or Ctrl-D (a terminal)."""

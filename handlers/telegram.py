@@ -279,11 +279,11 @@ class TelegramChannel:
         member = await self._desk_member(update)
         if member is None:
             return
-        seller = await Seller.get(id=member.seller_id)
-        tr = await self._tr(update, member)
-        await self._reply_text(update, tr.gettext(
-            "Seller {client_id}\nTime zone: {zone}\nQuiet hours: {quiet}\nLanguage: /lang zh|ru|en").format(
-            client_id=seller.client_id, zone=member.timezone or seller.timezone, quiet=seller.quiet_hours))
+        if context.args:
+            name, *value = context.args
+            await self._answer(update, await self.s.preferences.set_typed(member, name, " ".join(value)))
+            return
+        await self._reply(update, await self.s.preferences.view(member))
 
     async def _desk_member(self, update: Update) -> Member | None:
         member = await self._member(update)
@@ -297,7 +297,7 @@ class TelegramChannel:
     async def on_press(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
         member = await self._member(update)
-        answer = await self.s.shipping.press(member, self.s.codec.decode(query.data))
+        answer = await self.s.buttons.press(member, query.data)
         await self._answer(update, answer, query=query)
 
     async def _answer(self, update: Update, answer: Answer, query=None) -> None:
@@ -306,6 +306,11 @@ class TelegramChannel:
                 await query.answer(answer.toast[:200] or None, show_alert=answer.alert)
         elif answer.toast:
             await self._reply_text(update, answer.toast)
+        if answer.edit is not None and query is not None and query.message is not None:
+            with suppress(TelegramError):  # "message is not modified" and the like change nothing
+                await query.message.edit_text(answer.edit.text, reply_markup=_markup(answer.edit))
+        elif answer.edit is not None:
+            await self._reply(update, answer.edit)
         for view in answer.replies:
             await self._reply(update, view)
 

@@ -83,7 +83,7 @@ class CardRenderer:
             lines.append(_("Ship by: {deadline} ({left})").format(
                 deadline=tr.local_time(posting.shipment_date),
                 left=tr.time_left(posting.shipment_date, self._clock())))
-            tariff = self._next_tariff(tr, posting)
+            tariff = self.next_tariff(tr, posting)
             if tariff:
                 lines.append(tariff)
         lines.append(_("Delivery: {method}").format(method=self._method(posting)))
@@ -118,7 +118,7 @@ class CardRenderer:
         method = (posting.snapshot or {}).get("delivery_method") or {}
         return method.get("name") or "—"
 
-    def _next_tariff(self, tr: Translator, posting: Posting) -> str:
+    def next_tariff(self, tr: Translator, posting: Posting) -> str:
         remote = OzonPosting.from_api(posting.snapshot or {"posting_number": posting.posting_number})
         step = remote.next_tariff_step(self._clock())
         if step is None or step.tariff_type != "commission" or step.tariff_deadline_at is None:

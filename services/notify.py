@@ -89,21 +89,41 @@ class Notifier:
             for member in await self.desk(seller):
                 await self._deliver_card(event, posting, seller, member, silent)
         elif event.kind == "remind":
-            if posting.stage in ("new", "courier") and posting.status == "awaiting_packaging":
+            if self._reminder_still_due(event, posting):
                 for member in await self.desk(seller):
                     await self._deliver_once(event, member, self._reminder(event, posting, member, seller))
-        elif event.kind in ("status", "deadline", "cancelled"):
+        elif event.kind in ("status", "deadline", "cancelled", "announce"):
             await self.refresh(posting)
-            if event.kind == "cancelled":
+            if event.kind in ("cancelled", "announce"):
                 for member in await self.desk(seller):
-                    tr = self.translator(member, seller)
-                    text = tr.gettext("❌ Order {number} was cancelled. Stop packing it.").format(
-                        number=posting.posting_number)
+                    text = self._announcement(event, posting, self.translator(member, seller))
                     await self._deliver_once(event, member, View(text=text))
+
+    @staticmethod
+    def _announcement(event: Event, posting: Posting, tr: Translator) -> str:
+        if event.kind == "cancelled":
+            text = tr.gettext("❌ Order {number} was cancelled. Stop packing it.")
+        elif event.key == "delivered":
+            text = tr.gettext("🎉 Order {number} was delivered to the buyer.")
+        else:
+            text = tr.gettext("🚚 Order {number} is now in delivery.")
+        return text.format(number=posting.posting_number)
+
+    @staticmethod
+    def _reminder_still_due(event: Event, posting: Posting) -> bool:
+        if event.key == "tracking":
+            return posting.stage == "packed" and not posting.tracking_number
+        return posting.stage in ("new", "courier") and posting.status == "awaiting_packaging"
 
     def _reminder(self, event: Event, posting: Posting, member: Member, seller: Seller) -> View:
         tr = self.translator(member, seller)
         now = self._clock()
+        if event.key == "tracking":
+            text = tr.gettext("✍️ {number} was packed {ago} ago and Ozon still has no tracking number for it. "
+                              "Enter the waybill number so Ozon can follow the parcel.").format(
+                number=posting.posting_number, ago=tr.duration(now - posting.packed_at))
+            button = Button(tr.gettext("✍️ Enter waybill number"), self.cards.action("w", posting))
+            return View(text=text, buttons=((button,),))
         if event.key == "overdue":
             text = tr.gettext("🚨 {number} is past its ship-by time ({deadline}). Ozon charges for late "
                               "shipment: pack and hand it over now.")
@@ -111,6 +131,9 @@ class Notifier:
             text = tr.gettext("⏰ {number} is not packed yet: ship by {deadline} ({left}).")
         text = text.format(number=posting.posting_number, deadline=tr.local_time(posting.shipment_date),
                            left=tr.time_left(posting.shipment_date, now))
+        tariff = self.cards.next_tariff(tr, posting)
+        if tariff:
+            text += "\n" + tariff  # what being late will cost, when Ozon tells us
         button = Button(tr.gettext("Open the order card"), self.cards.action("o", posting))
         return View(text=text, buttons=((button,),))
 

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 FINAL_STATUSES = frozenset({"delivered", "cancelled", "cancelled_from_split_pending"})
 CANCELLED_STATUSES = frozenset({"cancelled", "cancelled_from_split_pending"})
+ANNOUNCED_STATUSES = frozenset({"delivering", "delivered"})  # and cancellation, its own event
 UNPACKED_STATUSES = frozenset({"awaiting_packaging", "awaiting_approve", "awaiting_verification"})
 PUSH_TYPES = frozenset({"TYPE_NEW_POSTING", "TYPE_STATE_CHANGED", "TYPE_POSTING_CANCELLED",
                         "TYPE_CUTOFF_DATE_CHANGED", "TYPE_DELIVERY_DATE_CHANGED"})
@@ -137,6 +138,8 @@ def _events_for(row: Posting | None, remote: OzonPosting) -> list[tuple[str, str
         events.append(("status", status, {"from": row.status, "to": status}))
         if status in CANCELLED_STATUSES:
             events.append(("cancelled", "", {"from": row.status}))
+        elif status in ANNOUNCED_STATUSES:
+            events.append(("announce", status, {"from": row.status}))
     deadline = remote.shipment_date
     if deadline and row.shipment_date and deadline != row.shipment_date and status in UNPACKED_STATUSES:
         events.append(("deadline", deadline.isoformat(), {"from": row.shipment_date.isoformat()}))

@@ -13,6 +13,7 @@ from services.notify import Notifier, in_quiet_hours
 from services.storage.models import Event, Posting
 
 OVERDUE = "overdue"
+TRACKING = "tracking"
 
 
 def due_key(deadline: datetime, now: datetime, leads: list[timedelta]) -> str | None:
@@ -25,12 +26,20 @@ def due_key(deadline: datetime, now: datetime, leads: list[timedelta]) -> str | 
 
 
 class Reminders:
-    def __init__(self, *, notifier: Notifier, clock: Callable[[], datetime], leads: list[timedelta]):
+    def __init__(self, *, notifier: Notifier, clock: Callable[[], datetime], leads: list[timedelta],
+                 tracking_after: timedelta = timedelta(hours=2)):
         self._notifier = notifier
         self._clock = clock
         self._leads = leads
+        self._tracking_after = tracking_after
 
     async def run_due(self) -> int:
+        created = await self._deadlines() + await self._missing_tracking()
+        if created:
+            await self._notifier.dispatch_pending()
+        return created
+
+    async def _deadlines(self) -> int:
         now = self._clock()
         horizon = now + max(self._leads)
         created = 0
@@ -45,11 +54,26 @@ class Reminders:
             urgent = key in (OVERDUE, f"lead:{int(min(leads).total_seconds())}")
             if not urgent and in_quiet_hours(seller.quiet_hours, seller.timezone, now):
                 continue  # held until the quiet hours end; the last lead and overdue break through
-            try:
-                _, was_created = await Event.get_or_create(posting=posting, kind="remind", key=key)
-            except IntegrityError:
-                continue
-            created += was_created
-        if created:
-            await self._notifier.dispatch_pending()
+            created += await _remind_once(posting, key)
         return created
+
+    async def _missing_tracking(self) -> int:
+        """A packed posting the seller delivers, still without tracking: Ozon cannot follow it."""
+        now = self._clock()
+        created = 0
+        candidates = await Posting.filter(stage="packed", flow="non_integrated", tracking_number="",
+                                          packed_at__lte=now - self._tracking_after).prefetch_related("seller")
+        for posting in candidates:
+            seller = posting.seller
+            if in_quiet_hours(seller.quiet_hours, seller.timezone, now):
+                continue
+            created += await _remind_once(posting, TRACKING)
+        return created
+
+
+async def _remind_once(posting: Posting, key: str) -> int:
+    try:
+        _, was_created = await Event.get_or_create(posting=posting, kind="remind", key=key)
+    except IntegrityError:
+        return 0
+    return int(was_created)

@@ -10,37 +10,50 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from services.digest import MorningDigest
+from services.key_expiry import KeyExpiry
 from services.notify import Notifier
 from services.orders import OrderSync
 from services.ozon.errors import OzonAuthError, OzonError
 from services.reminders import Reminders
-from services.shipping import Shipping
-from services.storage.models import Intent, Member, PollState, Seller
+from services.retries import IntentRunner
+from services.storage.models import Member, PollState, Seller
 from services.views import View
 
 log = logging.getLogger(__name__)
 
 
 class Duties:
-    def __init__(self, *, sync: OrderSync, shipping: Shipping, notifier: Notifier, clock: Callable[[], datetime],
-                 poll_interval: float, reminders: Reminders, max_concurrent_polls: int = 20):
+    """Every background duty, each an APScheduler job that decides from the database and the injected clock,
+    so a restart re-derives all of them without repeating or skipping a message."""
+
+    def __init__(self, *, sync: OrderSync, runner: IntentRunner, notifier: Notifier, clock: Callable[[], datetime],
+                 poll_interval: float, reminders: Reminders, digest: MorningDigest, key_expiry: KeyExpiry,
+                 max_concurrent_polls: int = 20):
         self._sync = sync
-        self._shipping = shipping
+        self._runner = runner
         self._notifier = notifier
         self._clock = clock
         self._interval = poll_interval
         self._reminders = reminders
+        self._digest = digest
+        self._key_expiry = key_expiry
         self._gate = asyncio.Semaphore(max_concurrent_polls)
         self.scheduler = AsyncIOScheduler(timezone="UTC")
 
     def start(self) -> None:
-        now = datetime.now(UTC)  # the scheduler's own wall clock; jobs decide with the injected one
-        self.scheduler.add_job(self.poll_due, "interval", seconds=max(0.5, self._interval / 4), id="poll",
-                               next_run_time=now, max_instances=1, coalesce=True, replace_existing=True)
-        self.scheduler.add_job(self._reminders.run_due, "interval", seconds=min(30.0, max(1.0, self._interval)),
-                               id="reminders", next_run_time=now, max_instances=1, coalesce=True, replace_existing=True)
-        self.scheduler.add_job(self.retry_work, "interval", seconds=15, id="retry", max_instances=1, coalesce=True, replace_existing=True)
+        tick = min(30.0, max(1.0, self._interval))  # how often time-based duties look at the clock
+        self._every(self.poll_due, max(0.5, self._interval / 4), "poll")
+        self._every(self._reminders.run_due, tick, "reminders")
+        self._every(self._digest.run_due, tick, "digest")
+        self._every(self._key_expiry.run_due, max(tick, 60.0), "key_expiry")
+        self._every(self.retry_work, min(15.0, tick), "retry", start_now=False)
         self.scheduler.start()
+
+    def _every(self, job: Callable, seconds: float, name: str, *, start_now: bool = True) -> None:
+        now = datetime.now(UTC)  # the scheduler's own wall clock; jobs decide with the injected one
+        self.scheduler.add_job(job, "interval", seconds=seconds, id=name, next_run_time=now if start_now else None,
+                               max_instances=1, coalesce=True, replace_existing=True)
 
     def stop(self) -> None:
         if self.scheduler.running:
@@ -93,9 +106,4 @@ class Duties:
     async def retry_work(self) -> None:
         await self._notifier.retry_failed()
         await self._notifier.dispatch_pending()
-        now = self._clock()
-        for intent in await Intent.filter(state="pending", next_attempt_at__lte=now):
-            if intent.kind == "ship":
-                await self._shipping.run_ship(intent)
-            elif intent.kind == "tracking":
-                await self._shipping.run_tracking(intent)
+        await self._runner.retry_due()

@@ -14,7 +14,7 @@ from services.notify import Notifier
 from services.ozon.errors import OzonAuthError, OzonError, OzonUnavailable
 from services.ozon.gateway import OzonGateway
 from services.ozon.models import Posting as OzonPosting
-from services.storage.models import AlertMessage, Intent, Member, PendingInput, Posting, Seller
+from services.storage.models import AlertMessage, Event, Intent, Member, PendingInput, Posting, Seller
 from services.views import Answer, Attachment, Button, View
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,7 @@ REQUIREMENT_TOKENS = frozenset({"EXEMPLAR_INFO_NOT_FILLED_COMPLETELY", "WEIGHT_I
 SELLER_TRACKED_FLOWS = frozenset({"non_integrated"})
 PERSON_ROLES = frozenset({"owner", "packer"})
 LABEL_POLLS = 10
+LABEL_RETRY_FIRST = 30  # seconds after a late label before the retry job asks again
 
 
 class Shipping:
@@ -181,9 +182,13 @@ class Shipping:
     async def _label_after(self, posting_id: int, member_id: int | None, delay: float) -> None:
         await asyncio.sleep(delay)
         try:
-            await self.deliver_label(posting_id, member_id)
+            delivered = await self.deliver_label(posting_id, member_id)
         except Exception:  # a background duty must never die silently
             log.exception("label delivery for posting %s failed", posting_id)
+            delivered = False
+        if not delivered:  # Ozon is late with the label: the retry job takes it from here, with backoff
+            await Intent.get_or_create(posting_id=posting_id, kind="label", key="", defaults={
+                "member_id": member_id, "next_attempt_at": self._clock() + timedelta(seconds=LABEL_RETRY_FIRST)})
 
     async def deliver_label(self, posting_id: int, member_id: int | None) -> bool:
         posting = await Posting.get(id=posting_id).prefetch_related("seller")
@@ -204,6 +209,7 @@ class Shipping:
                         attachment=Attachment(f"label-{posting.posting_number}.pdf", pdf))
             await self._notifier.send(member, view)
         await Posting.filter(id=posting_id).update(label_state="sent")
+        await Intent.filter(posting_id=posting_id, kind="label", state="pending").update(state="done", last_error=None)
         await self._refresh(posting_id)
         return True
 
@@ -354,8 +360,9 @@ class Shipping:
         await self._refresh(posting.id)
         text = _("🚚 Tracking number {number} sent to Ozon for {posting}.").format(
             number=number, posting=posting.posting_number)
-        if moved:
-            text += "\n" + _("The order is now in delivery.")
+        if moved:  # the desk hears it once, like a move seen by the poll
+            await Event.get_or_create(posting_id=posting.id, kind="announce", key="delivering")
+            await self._notifier.dispatch_pending()
         return Answer(toast=_("Sent to Ozon ✅"), replies=[View(text=text)])
 
     async def _move_to_delivering(self, client, posting: Posting, remote: OzonPosting,
@@ -389,7 +396,7 @@ class Shipping:
                 ask_reply=True)])
         return await self.submit_waybill(member, number)
 
-    # ---- open / restart ------------------------------------------------------------------------
+    # ---- open / background tasks ------------------------------------------------------------------------
     async def _open(self, member: Member, posting: Posting, action: Action) -> Answer:
         seller = await Seller.get(id=posting.seller_id)
         view = await self._notifier.render_card(posting, member, seller)
@@ -397,25 +404,6 @@ class Shipping:
         if ref:
             await AlertMessage.update_or_create(defaults={"message_ref": ref}, posting=posting, member=member)
         return Answer()
-
-    async def resume(self) -> int:
-        """After a restart: finish every intent that was started and not completed, fetch owed labels."""
-        resumed = 0
-        for intent in await Intent.filter(state="pending").order_by("id"):
-            resumed += 1
-            try:
-                answer = await (self.run_ship(intent) if intent.kind == "ship" else
-                                self.run_tracking(intent) if intent.kind == "tracking" else asyncio.sleep(0))
-            except Exception:
-                log.exception("resuming intent %s failed", intent.id)
-                continue
-            member = await Member.get_or_none(id=intent.member_id) if intent.member_id else None
-            if member is not None and isinstance(answer, Answer):
-                for view in answer.replies:
-                    await self._notifier.send(member, view)
-        for posting in await Posting.filter(label_state="pending", stage__in=("packed", "handed_over")):
-            self.schedule_label(posting.id, posting.packed_by_id, 0)
-        return resumed
 
     async def drain(self, timeout: float) -> None:
         """Waits for background label deliveries (the demo lets the last one arrive before exiting)."""

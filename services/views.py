@@ -38,3 +38,4 @@ class Answer:
     toast: str = ""  # short notice (Telegram answerCallbackQuery text)
     replies: list[View] = field(default_factory=list)  # new messages to the actor's chat
     alert: bool = False  # show the toast as a modal alert (refusals)
+    edit: View | None = None  # replaces the message whose button was pressed (menus that change in place)

@@ -195,3 +195,18 @@ class LanguagePref(Model):
     class Meta:
         table = "language_pref"
         unique_together = (("channel", "external_id"),)
+
+
+class Notice(Model):
+    """A desk message that is not about one posting (morning digest, key expiry), sent once per member and key."""
+
+    id = fields.IntField(primary_key=True)
+    member = fields.ForeignKeyField("ozonbot.Member", related_name="notices", on_delete=fields.CASCADE)
+    kind = fields.CharField(max_length=32)  # digest | key_expiry | key_refused
+    key = fields.CharField(max_length=64)
+    state = fields.CharField(max_length=16, default="sending")  # sending | sent | failed
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "notice"
+        unique_together = (("member", "kind", "key"),)

@@ -1,0 +1,23 @@
+"""One entry for every button press, whatever the channel: the signed reference is checked first, then
+the press goes to the service that owns its verb (settings, or the shipping workflow)."""
+
+from __future__ import annotations
+
+from services.actions import ActionCodec
+from services.preferences import Preferences
+from services.shipping import Shipping
+from services.storage.models import Member
+from services.views import Answer
+
+
+class ButtonRouter:
+    def __init__(self, *, codec: ActionCodec, shipping: Shipping, preferences: Preferences):
+        self._codec = codec
+        self._shipping = shipping
+        self._preferences = preferences
+
+    async def press(self, member: Member | None, data: str | None) -> Answer:
+        action = self._codec.decode(data)
+        if action is not None and action.name == "settings":
+            return await self._preferences.press(member, action)
+        return await self._shipping.press(member, action)  # refuses forged data and foreign postings

@@ -1,0 +1,101 @@
+"""The morning digest: at each seller's local digest time, one summary of the day's work to every member."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from services.i18n import Translator
+from services.notices import NoticeBoard
+from services.storage.models import Event, Posting, Seller
+from services.views import View
+
+UNPACKED_STAGES = ("new", "courier", "packing")
+LATE_WINDOW = timedelta(hours=3)  # a bot that was down at digest time still sends it, if not too late
+LISTED = 10  # numbers shown per section; the rest are counted
+
+
+@dataclass
+class DigestSummary:
+    pack_today: list[str] = field(default_factory=list)
+    due_within_day: list[str] = field(default_factory=list)
+    overdue: list[str] = field(default_factory=list)
+    cancelled_overnight: list[str] = field(default_factory=list)
+    shipped_yesterday: list[str] = field(default_factory=list)
+
+
+def digest_start(seller: Seller, now: datetime) -> datetime | None:
+    """Today's digest moment in the seller's zone, or None when the digest is off."""
+    if not seller.digest_time or seller.digest_time == "off":
+        return None
+    zone = ZoneInfo(seller.timezone)
+    local = now.astimezone(zone)
+    return datetime.combine(local.date(), time.fromisoformat(seller.digest_time), tzinfo=zone)
+
+
+async def summarize(seller: Seller, now: datetime) -> DigestSummary:
+    zone = ZoneInfo(seller.timezone)
+    today = datetime.combine(now.astimezone(zone).date(), time(0), tzinfo=zone)
+    tomorrow, yesterday = today + timedelta(days=1), today - timedelta(days=1)
+    summary = DigestSummary()
+    unpacked = await Posting.filter(seller=seller, stage__in=UNPACKED_STAGES, status="awaiting_packaging",
+                                    shipment_date__not_isnull=True).order_by("shipment_date")
+    for posting in unpacked:
+        if posting.shipment_date < now:
+            summary.overdue.append(posting.posting_number)
+        elif posting.shipment_date < tomorrow:
+            summary.pack_today.append(posting.posting_number)
+        elif posting.shipment_date < now + timedelta(days=1):
+            summary.due_within_day.append(posting.posting_number)
+    cancelled = await Event.filter(kind="cancelled", posting__seller_id=seller.id,
+                                   created_at__gte=now - timedelta(days=1)).prefetch_related("posting")
+    summary.cancelled_overnight = sorted({event.posting.posting_number for event in cancelled})
+    shipped = await Posting.filter(seller=seller, packed_at__gte=yesterday, packed_at__lt=today).order_by("packed_at")
+    summary.shipped_yesterday = [posting.posting_number for posting in shipped]
+    return summary
+
+
+def render(tr: Translator, summary: DigestSummary) -> View:
+    sections = [
+        (tr.ngettext("📦 {n} order to pack today", "📦 {n} orders to pack today", len(summary.pack_today)),
+         summary.pack_today),
+        (tr.ngettext("⏳ {n} more due within 24 hours", "⏳ {n} more due within 24 hours", len(summary.due_within_day)),
+         summary.due_within_day),
+        (tr.ngettext("🚨 {n} order overdue", "🚨 {n} orders overdue", len(summary.overdue)), summary.overdue),
+        (tr.ngettext("❌ {n} order cancelled overnight", "❌ {n} orders cancelled overnight",
+                     len(summary.cancelled_overnight)), summary.cancelled_overnight),
+        (tr.ngettext("🚚 {n} order shipped yesterday", "🚚 {n} orders shipped yesterday",
+                     len(summary.shipped_yesterday)), summary.shipped_yesterday),
+    ]
+    lines = [tr.gettext("☀️ Good morning! Today's desk:")]
+    for title, numbers in sections:
+        lines.append(title.format(n=len(numbers)))
+        lines += [f"   • {number}" for number in numbers[:LISTED]]
+        if len(numbers) > LISTED:
+            lines.append("   " + tr.gettext("… and {n} more").format(n=len(numbers) - LISTED))
+    lines.append(tr.gettext("/orders shows every open order."))
+    return View(text="\n".join(lines))
+
+
+class MorningDigest:
+    def __init__(self, *, board: NoticeBoard, clock: Callable[[], datetime]):
+        self._board = board
+        self._clock = clock
+
+    async def run_due(self) -> int:
+        now = self._clock()
+        sent = 0
+        for seller in await Seller.all():
+            start = digest_start(seller, now)
+            if start is None or not start <= now < start + LATE_WINDOW:
+                continue
+            key = start.date().isoformat()
+            members = await self._board.awaiting(seller, "digest", key)
+            if not members:
+                continue
+            summary = await summarize(seller, now)
+            sent += await self._board.to_members(members, seller, "digest", key,
+                                                 lambda tr, summary=summary: render(tr, summary))
+        return sent
