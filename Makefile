@@ -28,7 +28,7 @@ lint: $(STAMP)
 # Re-extract strings and merge them into the catalogues after changing user-facing text.
 catalog: $(STAMP)
 	$(BIN)/pybabel extract --no-location -k N_ -o locales/messages.pot bot handlers services
-	$(BIN)/pybabel update -i locales/messages.pot -d locales -D messages --no-fuzzy-matching
+	$(BIN)/pybabel update -i locales/messages.pot -d locales -D messages --no-fuzzy-matching --width 110
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

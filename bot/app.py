@@ -58,6 +58,7 @@ class Services:
     links: ActionLinks
     clock: Callable[[], datetime]
     redactor: RedactingFilter = field(default_factory=RedactingFilter)
+    stopped: bool = False
 
     async def start(self, *, schedule: bool = True) -> None:
         await db.connect(self.settings.db_url)
@@ -71,6 +72,9 @@ class Services:
         await self.runner.resume()
 
     async def stop(self) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
         self.duties.stop()
         await self.shipping.close()
         await self.gateway.close()
@@ -95,7 +99,7 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
     runner = IntentRunner(shipping=shipping, notifier=notifier, clock=clock)
     duties = Duties(sync=sync, runner=runner, notifier=notifier, clock=clock, poll_interval=settings.poll_interval,
                     reminders=reminders, digest=MorningDigest(board=board, clock=clock),
-                    key_expiry=KeyExpiry(board=board, clock=clock))
+                    key_expiry=KeyExpiry(board=board, clock=clock), tick=settings.duty_tick)
     preferences = Preferences(codec=codec, notifier=notifier, default_leads=settings.reminder_leads)
     buttons = ButtonRouter(codec=codec, shipping=shipping, preferences=preferences)
     services = Services(settings=settings, box=box, catalogs=catalogs, codec=codec, notifier=notifier,

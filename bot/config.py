@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     poll_interval: float = Field(60.0, gt=0)
+    duty_tick: float = Field(30.0, gt=0)  # how often reminders, digest and retries look at the clock
     reminder_leads: str = "24h,4h,1h"
     quiet_hours: str = "22:00-08:00"
     label_delay: float = Field(45.0, ge=0)

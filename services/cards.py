@@ -119,12 +119,13 @@ class CardRenderer:
         return method.get("name") or "—"
 
     def next_tariff(self, tr: Translator, posting: Posting) -> str:
+        """What being late will cost, when Ozon tells us: the next surcharge and when it starts."""
         remote = OzonPosting.from_api(posting.snapshot or {"posting_number": posting.posting_number})
-        step = remote.next_tariff_step(self._clock())
-        if step is None or step.tariff_type != "commission" or step.tariff_deadline_at is None:
+        surcharge = remote.next_surcharge(self._clock())
+        if surcharge is None:
             return ""
-        return tr.gettext("Late fee from {time}: {rate}%").format(
-            time=tr.local_time(step.tariff_deadline_at), rate=step.tariff_rate)
+        start, step = surcharge
+        return tr.gettext("Late fee from {time}: {rate}%").format(time=tr.local_time(start), rate=step.tariff_rate)
 
     def _stage_lines(self, tr: Translator, posting: Posting, packed_by: Member | None,
                      acted_by: Member | None) -> list[str]:

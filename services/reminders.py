@@ -10,7 +10,7 @@ from tortoise.exceptions import IntegrityError
 
 from services.durations import parse_leads
 from services.notify import Notifier, in_quiet_hours
-from services.storage.models import Event, Posting
+from services.storage.models import Event, Posting, Seller
 
 OVERDUE = "overdue"
 TRACKING = "tracking"
@@ -41,7 +41,7 @@ class Reminders:
 
     async def _deadlines(self) -> int:
         now = self._clock()
-        horizon = now + max(self._leads)
+        horizon = now + await self._longest_lead()
         created = 0
         candidates = await Posting.filter(stage__in=("new", "courier"), status="awaiting_packaging",
                                           shipment_date__lte=horizon).prefetch_related("seller")
@@ -56,6 +56,11 @@ class Reminders:
                 continue  # held until the quiet hours end; the last lead and overdue break through
             created += await _remind_once(posting, key)
         return created
+
+    async def _longest_lead(self) -> timedelta:
+        """How far ahead to look: the operator's leads or any seller's own, whichever reaches furthest."""
+        custom = await Seller.filter(reminder_leads__not_isnull=True).distinct().values_list("reminder_leads", flat=True)
+        return max([*self._leads, *(max(parse_leads(leads)) for leads in custom if leads)])
 
     async def _missing_tracking(self) -> int:
         """A packed posting the seller delivers, still without tracking: Ozon cannot follow it."""

@@ -29,12 +29,13 @@ class Duties:
 
     def __init__(self, *, sync: OrderSync, runner: IntentRunner, notifier: Notifier, clock: Callable[[], datetime],
                  poll_interval: float, reminders: Reminders, digest: MorningDigest, key_expiry: KeyExpiry,
-                 max_concurrent_polls: int = 20):
+                 tick: float = 30.0, max_concurrent_polls: int = 20):
         self._sync = sync
         self._runner = runner
         self._notifier = notifier
         self._clock = clock
         self._interval = poll_interval
+        self._tick = tick
         self._reminders = reminders
         self._digest = digest
         self._key_expiry = key_expiry
@@ -42,18 +43,19 @@ class Duties:
         self.scheduler = AsyncIOScheduler(timezone="UTC")
 
     def start(self) -> None:
-        tick = min(30.0, max(1.0, self._interval))  # how often time-based duties look at the clock
         self._every(self.poll_due, max(0.5, self._interval / 4), "poll")
-        self._every(self._reminders.run_due, tick, "reminders")
-        self._every(self._digest.run_due, tick, "digest")
-        self._every(self._key_expiry.run_due, max(tick, 60.0), "key_expiry")
-        self._every(self.retry_work, min(15.0, tick), "retry", start_now=False)
+        self._every(self._reminders.run_due, self._tick, "reminders")
+        self._every(self._digest.run_due, self._tick, "digest")
+        self._every(self._key_expiry.run_due, self._tick, "key_expiry")
+        self._every(self.retry_work, min(15.0, self._tick), "retry", start_now=False)
         self.scheduler.start()
 
     def _every(self, job: Callable, seconds: float, name: str, *, start_now: bool = True) -> None:
-        now = datetime.now(UTC)  # the scheduler's own wall clock; jobs decide with the injected one
-        self.scheduler.add_job(job, "interval", seconds=seconds, id=name, next_run_time=now if start_now else None,
-                               max_instances=1, coalesce=True, replace_existing=True)
+        # the scheduler keeps its own wall clock; jobs decide with the injected one
+        # (next_run_time=None would add the job paused, so it is only passed to start at once)
+        first = {"next_run_time": datetime.now(UTC)} if start_now else {}
+        self.scheduler.add_job(job, "interval", seconds=seconds, id=name, max_instances=1, coalesce=True,
+                               replace_existing=True, **first)
 
     def stop(self) -> None:
         if self.scheduler.running:

@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from itertools import pairwise
 from typing import Annotated, Any
 
 from pydantic import (
@@ -357,6 +358,18 @@ class Posting(OzonModel):
         far = datetime.max.replace(tzinfo=UTC)
         ahead = [s for s in self.tariffication_steps if (s.tariff_deadline_at or far) > moment]
         return min(ahead, key=lambda s: s.tariff_deadline_at or far, default=None)
+
+    def next_surcharge(self, now: datetime | None = None) -> tuple[datetime, TarifficationStep] | None:
+        """The next late fee still ahead: (when it starts, its step). A step starts where the one before
+        it ends, so a 1 % step after a no_discount step ending at shipment_date starts at shipment_date."""
+        moment = parse_utc(now) if now is not None else datetime.now(UTC)
+        far = datetime.max.replace(tzinfo=UTC)
+        ordered = sorted(self.tariffication_steps, key=lambda s: s.tariff_deadline_at or far)
+        for before, step in pairwise(ordered):
+            start = before.tariff_deadline_at
+            if step.tariff_type == "commission" and start is not None and start > moment:
+                return start, step
+        return None
 
 
 def _postings(value: Any) -> list[dict[str, Any]]:

@@ -492,3 +492,17 @@ def test_error_body_echoing_the_key_is_scrubbed() -> None:
     assert key not in str(error) and key not in repr(error)
     assert key not in json.dumps(error.details)
     assert error.token == "bad key ***"
+
+
+def test_next_surcharge_starts_where_the_step_before_it_ends() -> None:
+    steps = [
+        {"tariff_type": "no_discount", "tariff_rate": 0, "tariff_deadline_at": "2026-10-01T09:00:00Z"},
+        {"tariff_type": "commission", "tariff_rate": 1, "tariff_deadline_at": "2026-10-01T21:00:00Z"},
+        {"tariff_type": "commission", "tariff_rate": 2, "tariff_deadline_at": "9999-12-31T23:59:59Z"},
+    ]
+    posting = Posting.from_api({"posting_number": "1-1-1", "tariffication_steps": steps})
+    start, step = posting.next_surcharge(datetime(2026, 10, 1, 8, tzinfo=UTC))
+    assert (start, step.tariff_rate) == (datetime(2026, 10, 1, 9, tzinfo=UTC), 1)
+    start, step = posting.next_surcharge(datetime(2026, 10, 1, 10, tzinfo=UTC))
+    assert (start, step.tariff_rate) == (datetime(2026, 10, 1, 21, tzinfo=UTC), 2)
+    assert posting.next_surcharge(datetime(2026, 10, 2, tzinfo=UTC)) is None
