@@ -79,7 +79,7 @@ def _csp_hash(text: str) -> str:
 
 HEADERS = {
     "Content-Security-Policy": (f"default-src 'self'; style-src 'self' {_csp_hash(CSS)}; script-src 'self' "
-                                f"{_csp_hash(SCRIPT)}; img-src 'self'; object-src 'none'; base-uri 'none'; "
+                                f"{_csp_hash(SCRIPT)}; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
                                 "form-action 'self'; frame-ancestors 'none'"),
     "Cache-Control": "no-store",
     "X-Frame-Options": "DENY",
@@ -336,7 +336,7 @@ async def _read_multipart(request: web.Request, limit: int) -> dict[str, bytes] 
 def _document(tr: Translator, title: str, body: str) -> str:
     return (f'<!doctype html><html lang="{HTML_LANG.get(tr.locale, "zh-CN")}"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width,initial-scale=1">'
-            '<meta name="referrer" content="no-referrer">'
+            '<meta name="referrer" content="no-referrer"><link rel="icon" href="data:,">'  # no favicon fetch
             f"<title>{esc(title)}</title><style>{CSS}</style></head>"
             f"<body><main>{body}</main><script>{SCRIPT}</script></body></html>")
 

@@ -83,7 +83,7 @@ async def test_card_courier_packed_waybill_and_status(page_settings, sandbox, ht
         assert headers["Cache-Control"] == "no-store" and headers["X-Frame-Options"] == "DENY"
         assert headers["Referrer-Policy"] == "no-referrer"
         assert f"New order {number}" in text and order["products"][0]["offer_id"] in text
-        assert 'name="viewport"' in text and "<link" not in text and "src=" not in text  # no outside assets
+        assert 'name="viewport"' in text and "://" not in text and "src=" not in text  # nothing from outside
         page = FormReader(text)
         assert {f.label for f in page.forms} >= {"SF Express", "ZTO Express", "Other"}
 
