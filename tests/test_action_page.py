@@ -299,3 +299,24 @@ async def test_double_tap_on_packed_ships_once(page_settings, sandbox, http):
         assert len(ship_calls(sandbox, number)) == 1
         assert (await posting_row(number)).stage == "packed"
 
+
+
+async def test_number_goes_to_the_pages_posting_whatever_the_chat_awaited(page_settings, sandbox, http):
+    first, second = sandbox.generate_orders(CLIENT_ID, 2, flows=["aggregator"])
+    third, = sandbox.generate_orders(CLIENT_ID, 1, flows=["aggregator"])
+    async with serving_page(page_settings) as desk:
+        urls = [desk.url(desk.owner, (await posting_row(o["posting_number"])).id) for o in (first, second, third)]
+        page_one = await pack(http, urls[0])
+        await pack(http, urls[1])  # packing the second leaves the chat waiting for the second's waybill
+        _, text, _ = await submit(http, urls[0], page_one.form_to("/waybill"), number=WAYBILL)
+        assert f"saved as the first-mile record of {first['posting_number']}" in text
+        assert (await posting_row(first["posting_number"])).waybill == WAYBILL
+        assert (await posting_row(second["posting_number"])).waybill is None
+        # a stale page posting a number for an order that is not packed yet changes nothing
+        third_csrf = (await get(http, urls[2]))[2].form("SF Express").fields["csrf"]
+        fields = {"csrf": third_csrf, "number": "SF1402938475699"}
+        async with http.post(urls[2] + "/waybill", data=fields) as response:
+            assert response.status == 200
+            assert "out of date and has been refreshed" in await response.text()
+        row = await posting_row(third["posting_number"])
+        assert row.waybill is None and row.stage == "new"
