@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from bot.config import Settings
+from handlers.action_page import ActionPage
 from handlers.ozon_push import OzonPushReceiver
 from services.actions import ActionCodec
 from services.buttons import ButtonRouter
@@ -116,6 +117,7 @@ def build_web_app(services: Services) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)
     push = OzonPushReceiver(services.sync)
     app.add_routes(push.routes())
+    app.add_routes(ActionPage(services).routes())
     app.router.add_get("/health", _health)
     app[PUSH_KEY] = push
     return app

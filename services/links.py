@@ -33,8 +33,9 @@ class ActionLinks:
         self._clock = clock
         self._ttl = ttl
 
-    def token(self, member_id: int, posting_id: int | None = None) -> str:
-        expires = int((self._clock() + self._ttl).timestamp())
+    def token(self, member_id: int, posting_id: int | None = None, *, expires_at: datetime | None = None) -> str:
+        """`expires_at` lets a page hand out links derived from its own without outliving it."""
+        expires = int((expires_at or self._clock() + self._ttl).timestamp())
         body = f"{member_id}.{posting_id or 0}.{expires}"
         encoded = base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
         return f"{encoded}.{self._box.sign('link:' + body, SIGNATURE_LENGTH)}"

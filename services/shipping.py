@@ -50,8 +50,7 @@ class Shipping:
         posting = await self.authorize(member, action.posting_id) if action else None
         if posting is None:
             log.info("refused press %s by member %s", action, member.id if member else None)
-            return Answer(toast=tr.gettext("This button is not for you: the order belongs to another desk."),
-                          alert=True)
+            return self._refusal(member)
         handler = {
             "c": self._choose_courier, "x": self._change_courier, "p": self._packed, "w": self._ask_waybill,
             "y": self._confirm_waybill, "l": self._label_now, "o": self._open,
@@ -59,6 +58,10 @@ class Shipping:
         if handler is None:
             return Answer(toast=tr.gettext("This button is no longer used."))
         return await handler(member, posting, action)
+
+    def _refusal(self, member: Member | None) -> Answer:
+        return Answer(toast=self._tr(member).gettext("This button is not for you: the order belongs to another "
+                                                     "desk."), alert=True)
 
     # ---- courier -------------------------------------------------------------------------------
     async def _choose_courier(self, member: Member, posting: Posting, action: Action) -> Answer:
@@ -283,6 +286,20 @@ class Shipping:
             await pending.delete()
             return None
         return pending, posting
+
+    async def expect_waybill(self, member: Member | None, posting_id: int) -> Answer | None:
+        """A page that names its posting: make that posting the awaited one, so the number typed or
+        photographed there goes to it whatever the chat was asked last. None when it may be given now,
+        otherwise the refusal or the current state."""
+        posting = await self.authorize(member, posting_id)
+        if posting is None:
+            return self._refusal(member)
+        if posting.stage not in ("packed", "handed_over"):
+            return await self._stale(member, posting)
+        pending = await self.pending_for(member)
+        if pending is None or pending.posting_id != posting.id:
+            await self._waybill_prompt(member, posting)
+        return None
 
     async def submit_waybill(self, member: Member, raw: str) -> Answer | None:
         """A typed number while the bot waits for one; None when nothing is awaited."""
