@@ -25,6 +25,7 @@ from services.scheduler import Duties
 from services.security import RedactingFilter, SecretBox, load_or_create_key
 from services.shipping import Shipping
 from services.storage import db
+from services.wechat_apps import WechatApps
 
 log = logging.getLogger(__name__)
 PUSH_KEY = web.AppKey("push", OzonPushReceiver)
@@ -47,6 +48,7 @@ class Services:
     desk: Desk
     duties: Duties
     links: ActionLinks
+    apps: WechatApps
     clock: Callable[[], datetime]
     redactor: RedactingFilter = field(default_factory=RedactingFilter)
 
@@ -85,10 +87,13 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
                     poll_interval=settings.poll_interval, reminders=reminders)
     services = Services(settings=settings, box=box, catalogs=catalogs, codec=codec, notifier=notifier,
                         gateway=gateway, sync=sync, shipping=shipping, desk=desk, duties=duties,
-                        links=ActionLinks(box, settings.base_url, clock), clock=clock)
+                        links=ActionLinks(box, settings.base_url, clock), apps=WechatApps(box),
+                        clock=clock)
     services.redactor.add(key)
-    if settings.telegram_token:
-        services.redactor.add(settings.telegram_token.get_secret_value())
+    for secret in (settings.telegram_token, settings.wechat_app_secret, settings.wechat_token,
+                   settings.wechat_aes_key):
+        if secret:
+            services.redactor.add(secret.get_secret_value())
     return services
 
 

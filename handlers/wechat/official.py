@@ -1,0 +1,1 @@
+"""Official Account (placeholder until implemented)."""
