@@ -119,3 +119,83 @@ async def test_new_order_card_click_courier_packed_and_tracking(wecom_settings, 
         assert (await Posting.get(posting_number=number)).stage == "handed_over"
     assert len(ship_calls(sandbox, number)) == 1
     assert len([c for c in sandbox.calls_to("/v2/fbs/posting/tracking-number/set") if number in str(c.body)]) == 1
+
+
+async def test_retried_callback_is_processed_once_and_forgeries_change_nothing(wecom_settings, sandbox,
+                                                                               fake_wecom):
+    wecom = await connect_wecom(wecom_settings, new_token(), new_aes_key())
+    (posting,) = sandbox.generate_orders(CLIENT_ID, 1, flows=["aggregator"])
+    number = posting["posting_number"]
+    async with running_bot(wecom_settings):
+        card = await fake_wecom.wait_for(lambda: card_for(fake_wecom, OWNER, number))
+        await click(fake_wecom, wecom, OWNER, card["task_id"], "pick", option_of(card, "中通"))
+        packed_key = button_of(card_for_update(fake_wecom, OWNER), "已打包")
+        inner = wecom.click(OWNER, card["task_id"], packed_key, fake_wecom.issue_response_code())
+        callbacks_before = await InboundCallback.all().count()
+
+        forged = CallbackSigner(new_token(), wecom.signer.aes_key, CORP)  # right key, wrong token
+        assert (await WecomCallbacks(wecom.url, forged, AGENT).post(inner))[0] == 403
+        wrong_key = CallbackSigner(wecom.signer.token, new_aes_key(), CORP)  # signed right, encrypted wrong
+        assert (await WecomCallbacks(wecom.url, wrong_key, AGENT).post(inner))[0] == 403
+        other_corp = CallbackSigner(wecom.signer.token, wecom.signer.aes_key, "ww-another-corp")
+        assert (await WecomCallbacks(wecom.url, other_corp, AGENT).post(inner))[0] == 403
+        signed = wecom.sign(inner)
+        tampered = type(signed)(dict(signed.query, nonce=signed.query["nonce"] + "1"), signed.body)
+        assert (await wecom.post(tampered))[0] == 403
+        stale = wecom.sign(inner, timestamp=str(int(signed.query["timestamp"]) - 3600))
+        assert (await wecom.post(stale))[0] == 403
+        assert (await wecom.get({"msg_signature": "0" * 40, "timestamp": signed.query["timestamp"],
+                                 "nonce": "1", "echostr": "abc"}))[0] == 403
+        unknown = WecomCallbacks(wecom.url.rsplit("/", 1)[0] + "/nope", wecom.signer, AGENT)
+        assert (await unknown.post(inner))[0] == 404
+        await asyncio.sleep(0.5)
+        assert ship_calls(sandbox, number) == []
+        assert await InboundCallback.all().count() == callbacks_before
+        assert await Member.filter(channel="wecom").count() == 2
+
+        for _ in range(3):  # WeChat retries a callback it thinks timed out: three deliveries, one effect
+            assert await wecom.post(signed) == (200, "success")
+        await fake_wecom.wait_for_text(OWNER, number, timeout=15)
+        await asyncio.sleep(0.5)
+        assert len(ship_calls(sandbox, number)) == 1
+        assert await InboundCallback.all().count() == callbacks_before + 1
+
+        status, echo = await wecom.get(wecom.signer.verify_url("5927782498214").query)
+        assert (status, echo) == (200, "5927782498214")
+
+
+def card_for_update(fake: FakeWecom, user: str) -> dict:
+    return next(u["template_card"] for u in reversed(fake.updates) if u["userids"] == [user])
+
+
+async def test_text_commands_language_and_photo(wecom_settings, sandbox, fake_wecom):
+    wecom = await connect_wecom(wecom_settings, new_token(), new_aes_key())
+    (posting,) = sandbox.generate_orders(CLIENT_ID, 1, flows=["non_integrated"])
+    number = posting["posting_number"]
+    async with running_bot(wecom_settings):
+        card = await fake_wecom.wait_for(lambda: card_for(fake_wecom, OWNER, number))
+        await wecom.post(wecom.text(PACKER, "帮助"))
+        await fake_wecom.wait_for_text(PACKER, "订单")
+        await wecom.post(wecom.text(PACKER, "订单"))
+        listing = await fake_wecom.wait_for(lambda: next(
+            (c for c in fake_wecom.cards_to(PACKER) if "1" in c["main_title"]["title"] and number in
+             c.get("sub_title_text", "")), None))
+        assert listing["button_list"][0]["text"] == number
+        await wecom.post(wecom.text(PACKER, f"状态{number}"))  # no space needed in Chinese
+        await fake_wecom.wait_for(lambda: any(number in c["main_title"]["title"] and "待打包" in
+                                              c.get("sub_title_text", "") for c in fake_wecom.cards_to(PACKER)))
+        await wecom.post(wecom.text(PACKER, "语言 en"))
+        await fake_wecom.wait_for_text(PACKER, "Language set: English")
+        await wecom.post(wecom.text(PACKER, f"status {number}"))
+        await fake_wecom.wait_for(lambda: any("awaiting packaging" in c.get("sub_title_text", "")
+                                              for c in fake_wecom.cards_to(PACKER)))
+        await wecom.post(wecom.text(PACKER, "lang 中文"))
+        await fake_wecom.wait_for_text(PACKER, "语言")
+
+        await click(fake_wecom, wecom, OWNER, card["task_id"], "pick", option_of(card, "顺丰"))
+        await click(fake_wecom, wecom, OWNER, card["task_id"], button_of(card_for_update(fake_wecom, OWNER), "已打包"))
+        await fake_wecom.wait_for_text(OWNER, "快递单号", timeout=15)
+        media_id = fake_wecom.add_media(PHOTO.read_bytes())
+        await wecom.post(wecom.image(OWNER, media_id))
+        await fake_wecom.wait_for(lambda: sandbox.posting(CLIENT_ID, number)["tracking_number"] == WAYBILL, 15)
+        assert fake_wecom.calls_to("media/get")[0].params["media_id"] == media_id

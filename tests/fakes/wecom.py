@@ -48,7 +48,8 @@ class Sent:
 
 
 class FakeWecom:
-    def __init__(self, *, member_limit: int = 30, robot_limit: int = 20, robot_period: float = 60.0):
+    def __init__(self, *, member_limit: int = 30, member_period: float = 60.0, robot_limit: int = 20,
+                 robot_period: float = 60.0):
         self.calls: list[Call] = []
         self.sent: list[Sent] = []
         self.updates: list[dict] = []
@@ -61,7 +62,8 @@ class FakeWecom:
         self._member_sends: dict[str, list[float]] = {}
         self._robot_sends: dict[str, list[float]] = {}
         self._faults: dict[str, list[int]] = {}
-        self.member_limit, self.robot_limit, self.robot_period = member_limit, robot_limit, robot_period
+        self.member_limit, self.member_period = member_limit, member_period
+        self.robot_limit, self.robot_period = robot_limit, robot_period
         self._runner: web.AppRunner | None = None
         self.base_url = ""
         self._changed = asyncio.Event()
@@ -204,7 +206,7 @@ class FakeWecom:
         else:
             raise _Err(40008, f"invalid message type {kind}")
         code = "RC" + secrets.token_hex(10) if kind == "template_card" else None
-        recent = [t for t in self._member_sends.get(user, []) if t > time.monotonic() - 60]
+        recent = [t for t in self._member_sends.get(user, []) if t > time.monotonic() - self.member_period]
         dropped = len(recent) >= self.member_limit  # WeCom drops the excess without an error
         self._member_sends[user] = recent + [time.monotonic()]
         if code:
