@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import _parser, seller_command
-from services.storage.models import InboundCallback, Member, Posting, WecomApp
+from services.storage.models import InboundCallback, Member, Posting
 from tests.conftest import API_KEY, CLIENT_ID, running_bot
 from tests.fakes.wechat_crypto import CallbackSigner, new_aes_key, new_token
 from tests.fakes.wecom import FakeWecom
