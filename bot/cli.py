@@ -56,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     wecom.add_argument("--aes-key", required=True, help="API receive EncodingAESKey (43 characters)")
     wecom.add_argument("--owner", action="append", default=[], metavar="USERID",
                        help="WeCom UserID of a desk owner (repeatable); other app members are packers")
+    invite = seller_sub.add_parser("invite", help="a one-time code (and the WeChat binding QR code) for the desk")
+    invite.add_argument("client_id", metavar="seller", help="the seller's Ozon Client-Id")
+    invite.add_argument("--role", choices=["owner", "packer"], default="packer")
     robot = seller_sub.add_parser("robot", help="send the seller's alerts to a WeCom group robot too (push only)")
     robot.add_argument("client_id", metavar="seller", help="the seller's Ozon Client-Id")
     robot.add_argument("--key", required=True, help="the robot's webhook URL or its key=… part")
@@ -105,10 +108,11 @@ async def seller_command(settings: Settings, args) -> int:
     try:
         if args.action == "add":
             return await _seller_add(services, args)
-        if args.action in ("wecom", "robot"):
-            from bot.wechat_cli import seller_robot, seller_wecom
+        if args.action in ("wecom", "robot", "invite"):
+            from bot.wechat_cli import seller_invite, seller_robot, seller_wecom
 
-            return await (seller_wecom if args.action == "wecom" else seller_robot)(services, args)
+            command = {"wecom": seller_wecom, "robot": seller_robot, "invite": seller_invite}[args.action]
+            return await command(services, args)
         if args.action == "list":
             for seller in await Seller.all().order_by("id"):
                 print(f"{seller.client_id}\t{seller.name}\tkey={seller.key_state}\texpires={seller.key_expires_at}"

@@ -115,3 +115,24 @@ async def seller_robot(services: Services, args) -> int:
     print(f"group robot {member.name} receives the alerts of seller {seller.client_id} (key encrypted)")
     return 0
 
+
+
+async def seller_invite(services: Services, args) -> int:
+    """An invite code for any channel; with the Official Account on, also its binding QR code."""
+    seller = await _seller(args.client_id)
+    if seller is None:
+        return 1
+    invite = await services.desk.seller_invite(seller.id, args.role)
+    print(f"invite code: {invite.code} (role {invite.role}, valid until {invite.expires_at:%Y-%m-%d %H:%M} UTC)")
+    print(f"Telegram: /join {invite.code}    WeChat: send 加入 {invite.code}")
+    if services.settings.official_account:
+        from handlers.wechat.official_sender import OfficialSender
+
+        sender = OfficialSender(services, WechatHttp(on_secret=services.redactor.add))
+        try:
+            print(f"WeChat binding QR code: {await sender.binding_qr(invite.code)}")
+        except WechatApiError as exc:
+            print(f"warning: no QR code ({exc.errcode} {exc.errmsg}); the code works by text", file=sys.stderr)
+        finally:
+            await sender.http.close()
+    return 0
