@@ -108,3 +108,8 @@ def selected_options(event) -> list[str]:
         ids = (item.get("OptionIds") or {}).get("OptionId") if isinstance(item, dict) else None
         chosen += ids if isinstance(ids, list) else [ids] if ids else []
     return [str(i) for i in chosen]
+
+
+def dedupe_key(key: str) -> str:
+    """Fits the key column; a long key keeps its start and a digest of the whole, never just a prefix."""
+    return key if len(key) <= 190 else key[:140] + ":" + hashlib.sha256(key.encode()).hexdigest()

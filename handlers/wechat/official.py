@@ -18,6 +18,7 @@ from handlers.wechat import crypto
 from handlers.wechat.api import WechatApiError, WechatHttp
 from handlers.wechat.commands import help_text
 from handlers.wechat.conversation import not_on_desk, text_replies, translator
+from handlers.wechat.crypto import dedupe_key
 from handlers.wechat.official_sender import CHANNEL, OfficialSender
 from services.storage.models import InboundCallback, Member
 from services.views import View
@@ -108,7 +109,7 @@ class OfficialAccount(OfficialSender):
         else:
             key = f"msg:{message.id}" if message.id else f"msg:{message.source}:{message.time}"
         try:
-            await InboundCallback.create(source=CHANNEL, key=key[:190])
+            await InboundCallback.create(source=CHANNEL, key=dedupe_key(key))
         except IntegrityError:
             return False
         return True

@@ -18,6 +18,7 @@ from handlers.wechat import crypto, render
 from handlers.wechat.api import WechatApiError, WechatHttp
 from handlers.wechat.commands import help_text
 from handlers.wechat.conversation import answer_views, text_replies, translator
+from handlers.wechat.crypto import dedupe_key
 from handlers.wechat.work_sender import CHANNEL, WecomSender
 from services.storage.models import InboundCallback, Member, WecomApp, WecomCard
 from services.views import Answer, View
@@ -87,11 +88,12 @@ class WecomChannel(WecomSender):
         if message.type == "event":
             data = message._data
             key = ":".join(["evt", message.source, str(message.time), data.get("Event", ""),
-                            str(data.get("EventKey") or ""), str(data.get("TaskId") or "")])
+                            str(data.get("EventKey") or ""), str(data.get("TaskId") or ""),
+                            str(data.get("ResponseCode") or "")])  # two real clicks differ in their code
         else:
             key = f"msg:{message.id}" if message.id else f"msg:{message.source}:{message.time}"
         try:
-            await InboundCallback.create(source=f"wecom:{app.tenant}", key=key[:190])
+            await InboundCallback.create(source=f"wecom:{app.tenant}", key=dedupe_key(key))
         except IntegrityError:
             log.info("WeCom retry of %s dropped", key)
             return False
