@@ -32,6 +32,7 @@ from services.scheduler import Duties
 from services.security import RedactingFilter, SecretBox, load_or_create_key
 from services.shipping import Shipping
 from services.storage import db
+from services.wechat_apps import WechatApps
 
 log = logging.getLogger(__name__)
 PUSH_KEY = web.AppKey("push", OzonPushReceiver)
@@ -57,6 +58,7 @@ class Services:
     preferences: Preferences
     buttons: ButtonRouter
     links: ActionLinks
+    apps: WechatApps
     clock: Callable[[], datetime]
     redactor: RedactingFilter = field(default_factory=RedactingFilter)
     stopped: bool = False
@@ -106,10 +108,12 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
     services = Services(settings=settings, box=box, catalogs=catalogs, codec=codec, notifier=notifier,
                         gateway=gateway, sync=sync, shipping=shipping, desk=desk, duties=duties, runner=runner,
                         preferences=preferences, buttons=buttons,
-                        links=ActionLinks(box, settings.base_url, clock), clock=clock)
+                        links=ActionLinks(box, settings.base_url, clock), apps=WechatApps(box), clock=clock)
     services.redactor.add(key)
-    if settings.telegram_token:
-        services.redactor.add(settings.telegram_token.get_secret_value())
+    for secret in (settings.telegram_token, settings.wechat_app_secret, settings.wechat_token,
+                   settings.wechat_aes_key):
+        if secret:
+            services.redactor.add(secret.get_secret_value())
     return services
 
 

@@ -46,6 +46,23 @@ def _parser() -> argparse.ArgumentParser:
     seller_sub.add_parser("list", help="list sellers, key expiry and push URLs")
     remove = seller_sub.add_parser("remove", help="remove a seller and everything stored for it")
     remove.add_argument("client_id")
+    wecom = seller_sub.add_parser("wecom", help="connect the seller's WeCom self-built app (buttons in 企业微信); "
+                                  "prints the callback URL to enter in the WeCom admin console")
+    wecom.add_argument("client_id", metavar="seller", help="the seller's Ozon Client-Id")
+    wecom.add_argument("--corp-id", required=True, help="企业ID (My company → Company info)")
+    wecom.add_argument("--agent-id", required=True, help="the app's AgentId")
+    wecom.add_argument("--secret", required=True, help="the app's Secret")
+    wecom.add_argument("--token", required=True, help="API receive (接收消息) Token")
+    wecom.add_argument("--aes-key", required=True, help="API receive EncodingAESKey (43 characters)")
+    wecom.add_argument("--owner", action="append", default=[], metavar="USERID",
+                       help="WeCom UserID of a desk owner (repeatable); other app members are packers")
+    invite = seller_sub.add_parser("invite", help="a one-time code (and the WeChat binding QR code) for the desk")
+    invite.add_argument("client_id", metavar="seller", help="the seller's Ozon Client-Id")
+    invite.add_argument("--role", choices=["owner", "packer"], default="packer")
+    robot = seller_sub.add_parser("robot", help="send the seller's alerts to a WeCom group robot too (push only)")
+    robot.add_argument("client_id", metavar="seller", help="the seller's Ozon Client-Id")
+    robot.add_argument("--key", required=True, help="the robot's webhook URL or its key=… part")
+    robot.add_argument("--name", default="", help="a name for the group")
     return parser
 
 
@@ -85,11 +102,17 @@ async def migrate_command(settings: Settings, args) -> int:
 async def seller_command(settings: Settings, args) -> int:
     services = build_services(settings)
     setup_logging("WARNING", services.redactor)
-    services.redactor.add(getattr(args, "api_key", None))
+    for name in ("api_key", "secret", "aes_key", "token", "key"):
+        services.redactor.add(getattr(args, name, None))
     await services.start(schedule=False)
     try:
         if args.action == "add":
             return await _seller_add(services, args)
+        if args.action in ("wecom", "robot", "invite"):
+            from bot.wechat_cli import seller_invite, seller_robot, seller_wecom
+
+            command = {"wecom": seller_wecom, "robot": seller_robot, "invite": seller_invite}[args.action]
+            return await command(services, args)
         if args.action == "list":
             for seller in await Seller.all().order_by("id"):
                 print(f"{seller.client_id}\t{seller.name}\tkey={seller.key_state}\texpires={seller.key_expires_at}"
@@ -134,6 +157,9 @@ async def run_service(settings: Settings, args=None, *, stop: asyncio.Event | No
         telegram = TelegramChannel(services)
         services.notifier.register(telegram)
         web_app.add_routes(telegram.webhook_routes())
+    from bot.wechat_cli import start_wechat
+
+    wechat = await start_wechat(services, web_app)
     runner = web.AppRunner(web_app)
     await runner.setup()
     await web.TCPSite(runner, settings.http_host, settings.http_port).start()
@@ -145,6 +171,7 @@ async def run_service(settings: Settings, args=None, *, stop: asyncio.Event | No
     await stop.wait()
     if telegram is not None:
         await telegram.stop()
+    await wechat.close()
     await web_app[PUSH_KEY].close()
     await runner.cleanup()
     await services.stop()

@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Shanghai"
     wecom_api_url: str = "https://qyapi.weixin.qq.com"
     wechat_api_url: str = "https://api.weixin.qq.com"
+    wechat_app_id: str | None = None
+    wechat_app_secret: SecretStr | None = None
+    wechat_token: SecretStr | None = None
+    wechat_aes_key: SecretStr | None = None
+    wechat_template_id: str | None = None
     public_url: str | None = None
     log_level: str = "INFO"
 
@@ -61,6 +66,11 @@ class Settings(BaseSettings):
 
         ZoneInfo(value)
         return value
+
+    @property
+    def official_account(self) -> bool:
+        """The Official Account channel is on when its id, secret and callback token are all set."""
+        return bool(self.wechat_app_id and self.wechat_app_secret and self.wechat_token)
 
     @property
     def db_url(self) -> str:

@@ -227,9 +227,12 @@ class TelegramChannel:
         if invite is None:
             await self._reply_text(update, tr.gettext("Only the desk owner can invite packers."))
             return
-        await self._reply_text(update, tr.gettext(
-            "One-time code for a packer: {code}\nThey send /join {code} to this bot within 48 hours.").format(
-            code=invite.code))
+        text = tr.gettext("One-time code for a packer: {code}\nThey send /join {code} to this bot within 48 hours."
+                          ).format(code=invite.code)
+        if self.s.settings.official_account:  # the same code binds a WeChat follower by QR code
+            text += "\n" + tr.gettext("WeChat: scan the QR code at {url}").format(
+                url=f"{self.s.settings.base_url}/wechat/qr/{invite.code}")
+        await self._reply_text(update, text)
 
     async def on_join(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         tr = await self._tr(update, await self._member(update))

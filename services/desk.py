@@ -113,8 +113,12 @@ class Desk:
     async def create_invite(self, owner: Member, role: str = "packer") -> Invite | None:
         if owner.role != "owner":
             return None
+        return await self.seller_invite(owner.seller_id, role, created_by=owner)
+
+    async def seller_invite(self, seller_id: int, role: str = "packer", *, created_by: Member | None = None) -> Invite:
+        """A one-time code for the seller's desk (the command line has no owner member to ask)."""
         code = secrets.token_hex(4).upper()
-        return await Invite.create(seller_id=owner.seller_id, code=code, role=role, created_by=owner,
+        return await Invite.create(seller_id=seller_id, code=code, role=role, created_by=created_by,
                                    expires_at=self._clock() + INVITE_TTL)
 
     async def redeem_invite(self, code: str, *, channel: str, external_id: str, chat_id: str | None, name: str,

@@ -210,3 +210,77 @@ class Notice(Model):
     class Meta:
         table = "notice"
         unique_together = (("member", "kind", "key"),)
+
+
+class WecomApp(Model):
+    """A seller's WeCom self-built app. The members of the app are the desk of the seller. Secrets are SecretBox tokens."""
+
+    id = fields.IntField(primary_key=True)
+    seller = fields.OneToOneField("ozonbot.Seller", related_name="wecom_app", on_delete=fields.CASCADE)
+    tenant = fields.CharField(max_length=64, unique=True)  # the path segment of the callback URL
+    corp_id = fields.CharField(max_length=64)
+    agent_id = fields.BigIntField()
+    secret_enc = fields.TextField()
+    token_enc = fields.TextField()
+    aes_key_enc = fields.TextField()
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "wecom_app"
+        unique_together = (("corp_id", "agent_id"),)
+
+
+class GroupRobot(Model):
+    """A WeCom group robot that receives the alerts of a desk (push only). The webhook key is a SecretBox token."""
+
+    id = fields.IntField(primary_key=True)
+    member = fields.OneToOneField("ozonbot.Member", related_name="robot", on_delete=fields.CASCADE)
+    key_enc = fields.TextField()
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "group_robot"
+
+
+class InboundCallback(Model):
+    """A WeChat callback already taken in (message id or event key): retries from WeChat are dropped by the key."""
+
+    id = fields.IntField(primary_key=True)
+    source = fields.CharField(max_length=80)  # wecom:<tenant> | wechat
+    key = fields.CharField(max_length=190)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "inbound_callback"
+        unique_together = (("source", "key"),)
+
+
+class WechatQrCode(Model):
+    """The Official Account binding QR code made for an invite (scene bind_<code>), reused until it expires."""
+
+    id = fields.IntField(primary_key=True)
+    invite = fields.OneToOneField("ozonbot.Invite", related_name="qr_code", on_delete=fields.CASCADE)
+    ticket = fields.CharField(max_length=256)
+    url = fields.TextField()
+    expires_at = fields.DatetimeField()
+
+    class Meta:
+        table = "wechat_qr_code"
+
+
+class WecomCard(Model):
+    """A template card sent to one WeCom member. A click brings a single-use response code that pays for
+    the next update of that card, kept here so any process can spend it exactly once."""
+
+    id = fields.IntField(primary_key=True)
+    app = fields.ForeignKeyField("ozonbot.WecomApp", related_name="cards", on_delete=fields.CASCADE)
+    member = fields.ForeignKeyField("ozonbot.Member", related_name="wecom_cards", on_delete=fields.CASCADE)
+    posting = fields.ForeignKeyField("ozonbot.Posting", null=True, related_name="wecom_cards",
+                                     on_delete=fields.CASCADE)
+    task_id = fields.CharField(max_length=128, unique=True)
+    response_code = fields.TextField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "wecom_card"

@@ -1,0 +1,178 @@
+"""WeCom self-built app: the callback route at /wechat/work/<tenant> and what members do there.
+
+Every callback is signature-checked (constant time) before anything is decrypted, must be fresh, is
+taken in once (a unique row per message id or event key: WeChat's retries are dropped) and is answered
+at once; the work (Ozon calls, replies) runs in the background, well clear of WeChat's 5 seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+from tortoise.exceptions import IntegrityError
+
+from bot.app import Services
+from handlers.wechat import crypto, render
+from handlers.wechat.api import WechatApiError, WechatHttp
+from handlers.wechat.commands import help_text
+from handlers.wechat.conversation import answer_views, text_replies, translator
+from handlers.wechat.crypto import dedupe_key
+from handlers.wechat.work_sender import CHANNEL, WecomSender
+from services.storage.models import InboundCallback, Member, WecomApp, WecomCard
+from services.views import Answer, View
+
+log = logging.getLogger(__name__)
+MAX_BODY = 64 * 1024
+
+
+class WecomChannel(WecomSender):
+    """The WeCom surface: inbound callbacks for every seller's app and the sender the Notifier uses."""
+
+    def __init__(self, services: Services, http: WechatHttp | None = None):
+        super().__init__(services, http or WechatHttp(on_secret=services.redactor.add))
+        self._tasks: set[asyncio.Task] = set()
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get("/wechat/work/{tenant}", self.verify_url), web.post("/wechat/work/{tenant}", self.callback)]
+
+    async def close(self) -> None:
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.http.close()
+
+    # ---- inbound -------------------------------------------------------------------------------
+    async def verify_url(self, request: web.Request) -> web.Response:
+        """URL verification when the admin saves the callback: the echostr is encrypted in WeCom."""
+        app = await WecomApp.get_or_none(tenant=request.match_info["tenant"])
+        if app is None:
+            return web.Response(status=404)
+        creds, query = self.credentials(app), request.query
+        try:
+            crypto.check_fresh(query.get("timestamp"), self.s.clock().timestamp())
+            echo = query.get("echostr", "")
+            crypto.check_signature(query.get("msg_signature"), creds.token, query["timestamp"],
+                                   query.get("nonce", ""), echo)
+            plain = crypto.decrypt(creds.aes_key, echo, creds.corp_id, corp=True)
+        except crypto.CallbackRejected as exc:
+            log.warning("WeCom URL verification for %s refused: %s", app.tenant, exc)
+            return web.Response(status=403)
+        return web.Response(text=plain)
+
+    async def callback(self, request: web.Request) -> web.Response:
+        app = await WecomApp.get_or_none(tenant=request.match_info["tenant"])
+        if app is None:
+            return web.Response(status=404)
+        body = await request.content.read(MAX_BODY + 1)
+        if len(body) > MAX_BODY:
+            return web.Response(status=413)
+        creds, query = self.credentials(app), request.query
+        try:
+            crypto.check_fresh(query.get("timestamp"), self.s.clock().timestamp())
+            encrypted = crypto.outer_fields(body).get("Encrypt")
+            if not isinstance(encrypted, str):
+                raise crypto.CallbackRejected("no Encrypt field")
+            crypto.check_signature(query.get("msg_signature"), creds.token, query["timestamp"],
+                                   query.get("nonce", ""), encrypted)
+            message = crypto.parse(crypto.decrypt(creds.aes_key, encrypted, creds.corp_id, corp=True), corp=True)
+        except crypto.CallbackRejected as exc:
+            log.warning("WeCom callback for %s refused: %s", app.tenant, exc)
+            return web.Response(status=403)
+        if await self._first_time(app, message):
+            task = asyncio.create_task(self._handle(app.id, message))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return web.Response(text="success")
+
+    async def _first_time(self, app: WecomApp, message) -> bool:
+        if message.type == "event":
+            data = message._data
+            key = ":".join(["evt", message.source, str(message.time), data.get("Event", ""),
+                            str(data.get("EventKey") or ""), str(data.get("TaskId") or ""),
+                            str(data.get("ResponseCode") or "")])  # two real clicks differ in their code
+        else:
+            key = f"msg:{message.id}" if message.id else f"msg:{message.source}:{message.time}"
+        try:
+            await InboundCallback.create(source=f"wecom:{app.tenant}", key=dedupe_key(key))
+        except IntegrityError:
+            log.info("WeCom retry of %s dropped", key)
+            return False
+        return True
+
+    async def _handle(self, app_id: int, message) -> None:
+        try:
+            app = await WecomApp.get(id=app_id)
+            member = await self.join(app, message.source)
+            if message.type == "event":
+                await self._on_event(app, member, message)
+            elif message.type == "text":
+                await self._reply(member, await text_replies(
+                    self.s, channel=CHANNEL, external_id=member.external_id, member=member,
+                    text=message.content or ""))
+            elif message.type == "image":
+                await self._on_image(app, member, message)
+        except Exception:  # a background job must never die silently
+            log.exception("WeCom %s from a member of app %s failed", message.type, app_id)
+
+    async def join(self, app: WecomApp, user_id: str, role: str = "packer") -> Member:
+        """Members of the seller's app are the seller's desk: whoever WeCom lets reach us joins it."""
+        external_id = f"{app.corp_id}:{user_id}"
+        member = await Member.get_or_none(seller_id=app.seller_id, channel=CHANNEL, external_id=external_id)
+        if member is not None and member.chat_id == user_id and (role != "owner" or member.role == "owner"):
+            return member
+        seller = await app.seller
+        locale = await self.s.desk.stored_locale(CHANNEL, external_id) or "zh_CN"
+        return await self.s.desk.join_as(seller, channel=CHANNEL, external_id=external_id, chat_id=user_id,
+                                         name=user_id, locale=locale, role=role)
+
+    async def _on_event(self, app: WecomApp, member: Member, event) -> None:
+        if event.event == "template_card_event":
+            await self._on_click(app, member, event)
+        elif event.event == "subscribe":
+            tr = await translator(self.s, CHANNEL, member.external_id, member)
+            await self._reply(member, [View(text=help_text(tr))])
+        elif event.event == "unsubscribe":
+            await Member.filter(id=member.id).update(chat_id=None)  # left the app: no more alerts
+
+    async def _on_click(self, app: WecomApp, member: Member, event) -> None:
+        key = event.key or ""
+        if key == render.PICK_KEY:  # the dropdown's confirm button: the chosen option is the action
+            chosen = crypto.selected_options(event)
+            key = chosen[0] if chosen else ""
+        await WecomCard.filter(task_id=event.task_id, member=member).update(response_code=event.response_code)
+        batch, token = self.open_batch()
+        try:
+            answer = await self.s.buttons.press(member, key)
+        finally:
+            updated = await self.close_batch(batch, token)
+        if event.task_id not in updated and not answer.toast and not answer.replies:
+            return
+        # a toast confirms what the updated card already shows; refusals and news are sent as text
+        views = answer_views(answer) if answer.alert or event.task_id not in updated else list(answer.replies)
+        await self._reply(member, views)
+
+    async def _on_image(self, app: WecomApp, member: Member, message) -> None:
+        creds = self.credentials(app)
+        data = await self.download(creds, message._data.get("MediaId", ""))
+        answer = await self.s.shipping.submit_photo(member, data)
+        if answer is None:
+            tr = await translator(self.s, CHANNEL, member.external_id, member)
+            answer = Answer(toast=tr.gettext("I read waybill photos when I ask for a waybill number: press "
+                                             "Packed first, or type the number."))
+        await self._reply(member, answer_views(answer))
+
+    async def _reply(self, member: Member, views: list[View]) -> None:
+        for view in views:
+            try:
+                await self.send(member, view)
+            except WechatApiError as exc:
+                log.warning("reply to WeCom member %s failed: %s", member.id, exc.errcode)
+
+    # ---- setup ---------------------------------------------------------------------------------
+    async def sync_members(self, app: WecomApp) -> list[str]:
+        """Joins the users the app is visible to (agent/get); departments and tags join on first use."""
+        answer = await self.call(self.credentials(app), "agent/get", params={"agentid": str(app.agent_id)})
+        users = [u.get("userid") for u in (answer.get("allow_userinfos") or {}).get("user", []) if u.get("userid")]
+        for user in users:
+            await self.join(app, user)
+        return users

@@ -1,0 +1,73 @@
+"""WeCom group robot: new-order alerts as markdown with the action-page link, within 20 a minute."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from bot.app import build_services
+from handlers.wechat.api import WechatHttp
+from handlers.wechat.robot import RobotSender
+from services.storage.models import GroupRobot, Member
+from tests.conftest import API_KEY, CLIENT_ID
+from tests.fakes.wecom import FakeWecom
+
+ROBOT_KEY = "693a91f6-7xxx-4bc4-97a0-0ec2sifa5aaa"
+
+
+@pytest.fixture
+async def fake_wecom():
+    fake = FakeWecom(robot_limit=20, robot_period=1.0)  # the robot's minute, scaled to a second
+    fake.add_robot(ROBOT_KEY)
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def services(make_settings, sandbox, fake_wecom):
+    svc = build_services(make_settings(ozon_api_url=sandbox.base_url, wecom_api_url=fake_wecom.base_url,
+                                       public_url="https://desk.example.com"))
+    await svc.start(schedule=False)
+    yield svc
+    await svc.stop()
+
+
+async def test_robot_alerts_carry_the_action_page_link_within_the_rate_limit(services, sandbox, fake_wecom):
+    seller = (await services.desk.connect_seller(CLIENT_ID, API_KEY)).seller
+    url = f"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key={ROBOT_KEY}"
+    member = await services.apps.add_robot(seller, url, name="打包群")
+    assert (await services.apps.add_robot(seller, ROBOT_KEY)).id == member.id  # the same robot once
+    assert ROBOT_KEY not in (await GroupRobot.get(member=member)).key_enc
+    sender = RobotSender(services, WechatHttp(), period=1.0)
+    services.notifier.register(sender)
+
+    postings = sandbox.generate_orders(CLIENT_ID, 25, flows=["non_integrated"])
+    started = time.monotonic()
+    await services.sync.poll(seller)
+    assert time.monotonic() - started >= 1.0  # the 21st alert waited for the window
+    assert [c for c in fake_wecom.calls_to("webhook/send") if c.errcode] == []  # never hit 45009
+    assert len(fake_wecom.robot_messages) == 25
+    first = fake_wecom.robot_messages[0]["content"]
+    number = postings[0]["posting_number"]
+    message = next(m["content"] for m in fake_wecom.robot_messages if number in m["content"])
+    assert message.startswith("**") and "新订单" in message  # Chinese by default
+    link = message.rsplit("](", 1)[1].rstrip(")")
+    assert link.startswith("https://desk.example.com/a/")
+    claim = services.links.verify(link.rsplit("/", 1)[1])
+    posting_id = (await services.desk.find(seller.id, number)).id
+    assert claim is not None and (claim.member_id, claim.posting_id) == (member.id, posting_id)
+    assert len(first.encode()) <= 4096
+
+    robot_member = await Member.get(id=member.id)
+    assert robot_member.channel == "wecom_robot" and robot_member.role == "packer"
+
+
+async def test_robot_key_is_checked_and_nothing_stored_on_bad_input(services):
+    from services.wechat_apps import SetupError
+
+    seller = (await services.desk.connect_seller(CLIENT_ID, API_KEY)).seller
+    with pytest.raises(SetupError):
+        await services.apps.add_robot(seller, "bad key!")
+    assert await GroupRobot.all().count() == 0
