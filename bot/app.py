@@ -102,7 +102,7 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
     runner = IntentRunner(shipping=shipping, notifier=notifier, clock=clock)
     duties = Duties(sync=sync, runner=runner, notifier=notifier, clock=clock, poll_interval=settings.poll_interval,
                     reminders=reminders, digest=MorningDigest(board=board, clock=clock),
-                    key_expiry=KeyExpiry(board=board, clock=clock), tick=settings.duty_tick)
+                    key_expiry=KeyExpiry(board=board, clock=clock), tick=settings.tick)
     preferences = Preferences(codec=codec, notifier=notifier, default_leads=settings.reminder_leads)
     buttons = ButtonRouter(codec=codec, shipping=shipping, preferences=preferences)
     services = Services(settings=settings, box=box, catalogs=catalogs, codec=codec, notifier=notifier,

@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     poll_interval: float = Field(60.0, gt=0)
-    duty_tick: float = Field(30.0, gt=0)  # how often reminders, digest and retries look at the clock
+    duty_tick: float | None = Field(None, gt=0)  # how often time-based jobs look at the clock (None: derived)
     reminder_leads: str = "24h,4h,1h"
     quiet_hours: str = "22:00-08:00"
     label_delay: float = Field(45.0, ge=0)
@@ -79,6 +79,15 @@ class Settings(BaseSettings):
     @property
     def leads(self) -> list[timedelta]:
         return parse_leads(self.reminder_leads)
+
+    @property
+    def tick(self) -> float:
+        """How often reminders, digest and retries look at the clock: often enough that the shortest lead
+        is not late by more than a third of itself, and never slower than the poll, within 1..30 s."""
+        if self.duty_tick:
+            return self.duty_tick
+        shortest = min(self.leads).total_seconds() / 3
+        return max(1.0, min(30.0, self.poll_interval, shortest))
 
     @property
     def tracking_reminder_after(self) -> timedelta:
