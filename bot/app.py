@@ -15,6 +15,7 @@ from services.actions import ActionCodec
 from services.cards import CardRenderer
 from services.desk import Desk
 from services.i18n import Catalogs
+from services.lease import Lease, process_name
 from services.links import ActionLinks
 from services.notify import Notifier
 from services.orders import OrderSync
@@ -53,11 +54,14 @@ class Services:
     async def start(self, *, schedule: bool = True) -> None:
         await db.connect(self.settings.db_url)
         await self.gateway.start()
+        await self.lease.recover_own()
         if schedule:
             self.duties.start()
 
     async def resume(self) -> None:
-        """Work owed from before a restart: undelivered events, unfinished intents, late labels."""
+        """Work owed from before a restart: sends cut short, undelivered events, unfinished intents, labels."""
+        await self.notifier.recover_interrupted()
+        await self.notifier.retry_failed()
         await self.notifier.dispatch_pending()
         await self.shipping.resume()
 
@@ -65,7 +69,12 @@ class Services:
         self.duties.stop()
         await self.shipping.close()
         await self.gateway.close()
+        await self.lease.release()  # another process takes the sellers over at once
         await db.close()
+
+    @property
+    def lease(self) -> Lease:
+        return self.notifier.lease
 
 
 def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow,
@@ -74,7 +83,9 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
     box = SecretBox(key)
     catalogs = Catalogs()
     codec = ActionCodec(box)
-    notifier = Notifier(catalogs=catalogs, cards=CardRenderer(codec, clock), clock=clock)
+    # a lease outlives a missed heartbeat or two, and runs out well within two poll intervals
+    lease = Lease(owner=process_name(settings.db_url), ttl=max(1.0, settings.poll_interval), clock=clock)
+    notifier = Notifier(catalogs=catalogs, cards=CardRenderer(codec, clock), clock=clock, lease=lease)
     gateway = OzonGateway(base_url=settings.ozon_api_url, box=box, retry=retry)
     sync = OrderSync(gateway, clock=clock, on_events=notifier.dispatch_pending)
     shipping = Shipping(gateway=gateway, notifier=notifier, clock=clock, label_delay=settings.label_delay)
@@ -82,7 +93,8 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
                 default_quiet_hours=settings.quiet_hours)
     reminders = Reminders(notifier=notifier, clock=clock, leads=settings.leads)
     duties = Duties(sync=sync, shipping=shipping, notifier=notifier, clock=clock,
-                    poll_interval=settings.poll_interval, reminders=reminders)
+                    poll_interval=settings.poll_interval, reminders=reminders,
+                    retry_interval=min(15.0, max(1.0, settings.poll_interval)))
     services = Services(settings=settings, box=box, catalogs=catalogs, codec=codec, notifier=notifier,
                         gateway=gateway, sync=sync, shipping=shipping, desk=desk, duties=duties,
                         links=ActionLinks(box, settings.base_url, clock), clock=clock)

@@ -15,7 +15,7 @@ from services.orders import OrderSync
 from services.ozon.errors import OzonAuthError, OzonError
 from services.reminders import Reminders
 from services.shipping import Shipping
-from services.storage.models import Intent, Member, PollState, Seller
+from services.storage.models import Member, PollState, Seller
 from services.views import View
 
 log = logging.getLogger(__name__)
@@ -23,13 +23,16 @@ log = logging.getLogger(__name__)
 
 class Duties:
     def __init__(self, *, sync: OrderSync, shipping: Shipping, notifier: Notifier, clock: Callable[[], datetime],
-                 poll_interval: float, reminders: Reminders, max_concurrent_polls: int = 20):
+                 poll_interval: float, reminders: Reminders, max_concurrent_polls: int = 20,
+                 retry_interval: float = 15.0):
         self._sync = sync
         self._shipping = shipping
         self._notifier = notifier
         self._clock = clock
         self._interval = poll_interval
         self._reminders = reminders
+        self._lease = notifier.lease
+        self._retry_interval = retry_interval
         self._gate = asyncio.Semaphore(max_concurrent_polls)
         self.scheduler = AsyncIOScheduler(timezone="UTC")
 
@@ -39,7 +42,11 @@ class Duties:
                                next_run_time=now, max_instances=1, coalesce=True, replace_existing=True)
         self.scheduler.add_job(self._reminders.run_due, "interval", seconds=min(30.0, max(1.0, self._interval)),
                                id="reminders", next_run_time=now, max_instances=1, coalesce=True, replace_existing=True)
-        self.scheduler.add_job(self.retry_work, "interval", seconds=15, id="retry", max_instances=1, coalesce=True, replace_existing=True)
+        self.scheduler.add_job(self.retry_work, "interval", seconds=self._retry_interval, id="retry", max_instances=1,
+                               coalesce=True, replace_existing=True)
+        # leases and claims live while this process does: renewed well inside their lifetime
+        self.scheduler.add_job(self._lease.heartbeat, "interval", seconds=self._lease.ttl.total_seconds() / 3,
+                               id="heartbeat", max_instances=1, coalesce=True, replace_existing=True)
         self.scheduler.start()
 
     def stop(self) -> None:
@@ -49,9 +56,12 @@ class Duties:
     async def poll_due(self) -> None:
         now = self._clock()
         sellers = await Seller.filter(key_state="ok")
+        held = await self._lease.hold_sellers([seller.id for seller in sellers])  # one poller per seller
         due = []
         for seller in sellers:
-            state, _ = await PollState.get_or_create(seller=seller)
+            if seller.id not in held:
+                continue
+            state = await PollState.get(seller=seller)
             if state.next_poll_at is None or state.next_poll_at <= now:
                 due.append((seller, state))
         await asyncio.gather(*(self._poll_one(seller, state) for seller, state in due))
@@ -76,7 +86,9 @@ class Duties:
                 state.last_success_at = self._clock()
                 jitter = random.uniform(0, self._interval * 0.1)
                 state.next_poll_at = state.last_poll_at + timedelta(seconds=self._interval + jitter)
-            await state.save()
+            # never the lease columns: the heartbeat owns them while this poll runs
+            await state.save(update_fields=["last_poll_at", "last_success_at", "consecutive_errors", "next_poll_at",
+                                            "last_error"])
 
     async def _key_refused(self, seller: Seller, exc: OzonAuthError) -> None:
         """Polling stops for this seller until a new key is connected; the owner hears it once."""
@@ -91,11 +103,7 @@ class Duties:
                 client_id=seller.client_id, reason=exc.reason)))
 
     async def retry_work(self) -> None:
+        await self._notifier.recover_interrupted()
         await self._notifier.retry_failed()
         await self._notifier.dispatch_pending()
-        now = self._clock()
-        for intent in await Intent.filter(state="pending", next_attempt_at__lte=now):
-            if intent.kind == "ship":
-                await self._shipping.run_ship(intent)
-            elif intent.kind == "tracking":
-                await self._shipping.run_tracking(intent)
+        await self._shipping.retry_due()

@@ -12,6 +12,15 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+# Every column that holds SecretBox ciphertext, as (table, column). `ozonbot rotate-key` re-encrypts
+# exactly these, so a model that stores a secret (e.g. a WeChat app secret) registers its column here
+# next to its definition: encrypted_field("wechat_app", "secret_enc").
+ENCRYPTED_FIELDS: set[tuple[str, str]] = set()
+
+
+def encrypted_field(table: str, column: str) -> None:
+    ENCRYPTED_FIELDS.add((table, column))
+
 
 class SecretBox:
     """Encrypts credentials for storage. Old keys may be kept for reading during rotation."""

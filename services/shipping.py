@@ -7,10 +7,13 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from tortoise.transactions import in_transaction
+
 from services.actions import Action
 from services.cards import courier_name
 from services.couriers import check_number, pick_waybill_number, read_barcodes
 from services.notify import Notifier
+from services.orders import CANCELLED_STATUSES, UNPACKED_STATUSES
 from services.ozon.errors import OzonAuthError, OzonError, OzonUnavailable
 from services.ozon.gateway import OzonGateway
 from services.ozon.models import Posting as OzonPosting
@@ -32,6 +35,7 @@ class Shipping:
                  label_delay: float, poll_interval: float = 1.0):
         self._gateway = gateway
         self._notifier = notifier
+        self._lease = notifier.lease
         self._clock = clock
         self._label_delay = label_delay
         self._poll_interval = poll_interval
@@ -92,26 +96,56 @@ class Shipping:
 
     # ---- packing -------------------------------------------------------------------------------
     async def _packed(self, member: Member, posting: Posting, action: Action) -> Answer:
-        # the conditional update is the lock: of two taps (or two packers) exactly one moves on
-        if not await Posting.filter(id=posting.id, stage="courier").update(stage="packing", acted_by_id=member.id):
+        # the conditional update is the lock: of two taps (or two packers) exactly one moves on. The intent is
+        # written in the same transaction, so no crash leaves a posting "packing" with nothing to finish it.
+        async with in_transaction() as conn:
+            if not await Posting.filter(id=posting.id, stage="courier").using_db(conn).update(
+                    stage="packing", acted_by_id=member.id):
+                intent = None
+            else:
+                intent = await self._own_intent(conn, posting.id, "ship", "", member)
+        if intent is None:
             return await self._stale(member, posting)
         await self._refresh(posting.id)
-        intent, _ = await Intent.get_or_create(posting_id=posting.id, kind="ship", key="",
-                                               defaults={"member_id": member.id})
         return await self.run_ship(intent)
+
+    async def _own_intent(self, conn, posting_id: int, kind: str, key: str, member: Member) -> Intent:
+        """The intent, created or re-opened, claimed by this process (the caller holds the posting's lock)."""
+        claim = {"state": "pending", "claimed_by": self._lease.owner, "next_attempt_at": self._lease.expiry(),
+                 "member_id": member.id}
+        intent, created = await Intent.get_or_create(posting_id=posting_id, kind=kind, key=key, defaults=claim,
+                                                     using_db=conn)
+        if not created:
+            await Intent.filter(id=intent.id).using_db(conn).update(**claim)
+            await intent.refresh_from_db(using_db=conn)
+        return intent
+
+    async def run_intent(self, intent: Intent, *, ignore_backoff: bool = False) -> Answer | None:
+        """Runs an intent found pending (a restart, a retry), if no live process is running it."""
+        if not await self._lease.claim_intent(intent.id, ignore_backoff=ignore_backoff):
+            return None
+        intent = await Intent.get(id=intent.id)
+        runner = {"ship": self.run_ship, "tracking": self.run_tracking, "delivering": self.run_delivering}.get(intent.kind)
+        if runner is None:
+            await Intent.filter(id=intent.id).update(state="failed", claimed_by=None, last_error="unknown kind")
+            return None
+        return await runner(intent)
 
     async def run_ship(self, intent: Intent) -> Answer:
         posting = await Posting.get(id=intent.posting_id).prefetch_related("seller")
         member = await Member.get_or_none(id=intent.member_id) if intent.member_id else None
         tr = self._tr(member)
         _ = tr.gettext
+        resumed = intent.attempts > 0
         intent.attempts += 1
         await intent.save(update_fields=["attempts"])
         client = self._gateway.for_seller(posting.seller)
         try:
-            packages = await self._packages(client, posting)
-            confirmed = await client.ship_and_confirm(posting.posting_number, packages,
-                                                      poll_interval=self._poll_interval)
+            confirmed = await self._already_packed(client, posting) if resumed else None
+            if confirmed is None:
+                packages = await self._packages(client, posting)
+                confirmed = await client.ship_and_confirm(posting.posting_number, packages,
+                                                          poll_interval=self._poll_interval)
         except OzonUnavailable as exc:
             await self._intent_error(intent, exc, retry=True)
             return Answer(toast=_("Ozon is not answering. I will keep trying and tell you when it is packed."),
@@ -126,10 +160,18 @@ class Shipping:
             await self._intent_error(intent, exc, retry=False)
             return await self._ship_refused(member, posting, exc)
         await self._mark_packed(posting, member, confirmed)
-        await Intent.filter(id=intent.id).update(state="done", last_error=None)
+        await Intent.filter(id=intent.id).update(state="done", last_error=None, claimed_by=None)
         self.schedule_label(posting.id, member.id if member else None, self._label_delay)
         return Answer(toast=_("Packed in Ozon ✅"), replies=[await self._waybill_prompt(member, posting)]
                       if member else [])
+
+    async def _already_packed(self, client, posting: Posting) -> OzonPosting | None:
+        """A resumed ship first asks Ozon: if the earlier attempt did pack it, nothing is sent again."""
+        remote = await client.get_posting(posting.posting_number)
+        if remote.status and remote.status not in UNPACKED_STATUSES | CANCELLED_STATUSES:
+            log.info("ship of %s was done before the restart; not sent again", posting.posting_number)
+            return remote
+        return None
 
     async def _packages(self, client, posting: Posting) -> list[list[tuple[int, int]]]:
         remote = OzonPosting.from_api(posting.snapshot or {"posting_number": posting.posting_number})
@@ -156,10 +198,9 @@ class Shipping:
         return Answer(toast=text.format(token=exc.token), alert=True)
 
     async def _intent_error(self, intent: Intent, exc: Exception, *, retry: bool) -> None:
-        intent.last_error = str(exc)[:500]
-        intent.state = "pending" if retry else "failed"
-        intent.next_attempt_at = self._clock() + timedelta(seconds=min(300, 5 * 2 ** intent.attempts))
-        await intent.save(update_fields=["last_error", "state", "next_attempt_at"])
+        await Intent.filter(id=intent.id).update(
+            last_error=str(exc)[:500], state="pending" if retry else "failed", claimed_by=None,
+            next_attempt_at=self._clock() + timedelta(seconds=min(300, 5 * 2 ** intent.attempts)))
 
     async def _mark_packed(self, posting: Posting, member: Member | None, confirmed: OzonPosting) -> None:
         snapshot = dict(posting.snapshot or {})
@@ -304,45 +345,52 @@ class Shipping:
     async def _record_waybill(self, member: Member, posting: Posting, number: str) -> Answer:
         tr = self._tr(member)
         _ = tr.gettext
-        await PendingInput.filter(member=member).delete()
-        await Posting.filter(id=posting.id).update(waybill=number, acted_by_id=member.id)
-        if posting.flow not in SELLER_TRACKED_FLOWS:
-            await Posting.filter(id=posting.id).update(stage="handed_over")
+        tracked = posting.flow in SELLER_TRACKED_FLOWS
+        async with in_transaction() as conn:
+            # taking the awaited input is the lock: of two copies of one message, exactly one goes on
+            if not await PendingInput.filter(member=member).using_db(conn).delete():
+                return Answer(toast=_("Nothing to confirm any more."))
+            await Posting.filter(id=posting.id).using_db(conn).update(
+                waybill=number, acted_by_id=member.id, **({} if tracked else {"stage": "handed_over"}))
+            intent = await self._tracking_intent(conn, posting, number, member) if tracked else None
+        if not tracked:
             await self._refresh(posting.id)
             return Answer(toast=_("Saved."), replies=[View(text=_(
                 "🚚 {courier} {number} saved as the first-mile record of {posting}. Ozon's partner owns the "
                 "tracking of this order, so nothing was sent to Ozon.").format(
                 courier=courier_name(tr, posting.courier), number=number, posting=posting.posting_number))])
-        intent, _created = await Intent.get_or_create(posting_id=posting.id, kind="tracking", key=number,
-                                                      defaults={"member_id": member.id})
+        if intent is None:
+            return Answer(toast=_("Tracking number {number} is already with Ozon.").format(number=number))
         return await self.run_tracking(intent)
 
+    async def _tracking_intent(self, conn, posting: Posting, number: str, member: Member) -> Intent | None:
+        existing = await Intent.get_or_none(posting_id=posting.id, kind="tracking", key=number, using_db=conn)
+        if existing is not None and (existing.state == "done" or existing.claimed_by):
+            return None  # sent already, or being sent right now
+        return await self._own_intent(conn, posting.id, "tracking", number, member)
+
     async def run_tracking(self, intent: Intent) -> Answer:
-        """non_integrated: set the tracking number, then move to delivering, each gated and confirmed."""
+        """non_integrated: set the tracking number, then move to delivering, each gated and confirmed. A resumed
+        intent asks Ozon first, so a number that reached Ozon before a crash is not sent again."""
         posting = await Posting.get(id=intent.posting_id).prefetch_related("seller")
         member = await Member.get_or_none(id=intent.member_id) if intent.member_id else None
         _ = self._tr(member).gettext
         number = intent.key
         client = self._gateway.for_seller(posting.seller)
+        resumed = intent.attempts > 0
         intent.attempts += 1
         await intent.save(update_fields=["attempts"])
         try:
             remote = OzonPosting.from_api(posting.snapshot or {"posting_number": posting.posting_number})
-            if "set_track_number" not in remote.available_actions:
+            if resumed or "set_track_number" not in remote.available_actions:
                 remote = await client.get_posting(posting.posting_number)
-            if "set_track_number" not in remote.available_actions:
-                await self._intent_error(intent, RuntimeError("set_track_number not available"), retry=False)
-                return Answer(toast=_("Ozon does not accept a tracking number for this order now (status: {status})."
-                                      ).format(status=remote.status), alert=True)
-            results = await client.set_tracking_numbers([(posting.posting_number, number)])
-            refused = [r.error for r in results if not r.result]
-            if refused or not results:
-                await self._intent_error(intent, RuntimeError(",".join(refused) or "no result"), retry=False)
-                return Answer(toast=_("Ozon refused the tracking number {number}: {reason}. Check it and send it "
-                                      "again.").format(number=number, reason=", ".join(refused) or "—"), alert=True)
-            await Intent.filter(id=intent.id).update(state="done", last_error=None)
+            if remote.tracking_number != number:
+                refusal = await self._set_tracking(client, intent, posting, remote, number)
+                if refusal is not None:
+                    return refusal
             await Posting.filter(id=posting.id).update(tracking_number=number, stage="handed_over")
-            moved = await self._move_to_delivering(client, posting, remote, member)
+            moved = await self._move_to_delivering(client, posting, member)
+            await Intent.filter(id=intent.id).update(state="done", last_error=None, claimed_by=None)
         except OzonUnavailable as exc:
             await self._intent_error(intent, exc, retry=True)
             return Answer(toast=_("Ozon is not answering. The number is saved and I will send it when Ozon is back."),
@@ -358,22 +406,48 @@ class Shipping:
             text += "\n" + _("The order is now in delivery.")
         return Answer(toast=_("Sent to Ozon ✅"), replies=[View(text=text)])
 
-    async def _move_to_delivering(self, client, posting: Posting, remote: OzonPosting,
-                                  member: Member | None) -> bool:
-        if remote.status != "awaiting_deliver" or "non_int_delivering" not in remote.available_actions:
-            return False
+    async def _set_tracking(self, client, intent: Intent, posting: Posting, remote: OzonPosting,
+                            number: str) -> Answer | None:
+        """Sends the number; an Answer when Ozon refuses it (the intent is then failed)."""
+        _ = self._tr(await Member.get_or_none(id=intent.member_id) if intent.member_id else None).gettext
+        if "set_track_number" not in remote.available_actions:
+            await self._intent_error(intent, RuntimeError("set_track_number not available"), retry=False)
+            return Answer(toast=_("Ozon does not accept a tracking number for this order now (status: {status})."
+                                  ).format(status=remote.status), alert=True)
+        results = await client.set_tracking_numbers([(posting.posting_number, number)])
+        refused = [r.error for r in results if not r.result]
+        if refused or not results:
+            await self._intent_error(intent, RuntimeError(",".join(refused) or "no result"), retry=False)
+            return Answer(toast=_("Ozon refused the tracking number {number}: {reason}. Check it and send it "
+                                  "again.").format(number=number, reason=", ".join(refused) or "—"), alert=True)
+        return None
+
+    async def _move_to_delivering(self, client, posting: Posting, member: Member | None) -> bool:
+        """Recorded as its own intent; always read fresh from Ozon, so a repeat never moves twice."""
         intent, _ = await Intent.get_or_create(posting_id=posting.id, kind="delivering", key="",
-                                               defaults={"member_id": member.id if member else None})
+                                               defaults={"member_id": member.id if member else None,
+                                                         "claimed_by": self._lease.owner,
+                                                         "next_attempt_at": self._lease.expiry()})
         if intent.state == "done":
             return True
-        results = await client.move_to_delivering([posting.posting_number])
-        if not results or not all(r.result for r in results):
-            await self._intent_error(intent, RuntimeError(",".join(r.error for r in results) or "no result"),
-                                     retry=False)
-            return False
+        return await self._deliver_move(client, posting, intent)
+
+    async def run_delivering(self, intent: Intent) -> Answer:
+        posting = await Posting.get(id=intent.posting_id).prefetch_related("seller")
+        await self._deliver_move(self._gateway.for_seller(posting.seller), posting, intent)
+        return Answer()
+
+    async def _deliver_move(self, client, posting: Posting, intent: Intent) -> bool:
         fresh = await client.get_posting(posting.posting_number)
-        await Posting.filter(id=posting.id).update(status=fresh.status or "delivering")
-        await Intent.filter(id=intent.id).update(state="done", last_error=None)
+        if fresh.status == "awaiting_deliver" and "non_int_delivering" in fresh.available_actions:
+            results = await client.move_to_delivering([posting.posting_number])
+            if not results or not all(r.result for r in results):
+                await self._intent_error(intent, RuntimeError(",".join(r.error for r in results) or "no result"),
+                                         retry=False)
+                return False
+            fresh = await client.get_posting(posting.posting_number)
+        await Posting.filter(id=posting.id).update(status=fresh.status or posting.status)
+        await Intent.filter(id=intent.id).update(state="done", last_error=None, claimed_by=None)
         return fresh.status == "delivering"
 
     async def submit_photo(self, member: Member, image: bytes) -> Answer | None:
@@ -400,21 +474,29 @@ class Shipping:
 
     async def resume(self) -> int:
         """After a restart: finish every intent that was started and not completed, fetch owed labels."""
-        resumed = 0
-        for intent in await Intent.filter(state="pending").order_by("id"):
-            resumed += 1
-            try:
-                answer = await (self.run_ship(intent) if intent.kind == "ship" else
-                                self.run_tracking(intent) if intent.kind == "tracking" else asyncio.sleep(0))
-            except Exception:
-                log.exception("resuming intent %s failed", intent.id)
-                continue
-            member = await Member.get_or_none(id=intent.member_id) if intent.member_id else None
-            if member is not None and isinstance(answer, Answer):
-                for view in answer.replies:
-                    await self._notifier.send(member, view)
+        resumed = await self.retry_due(restart=True)
         for posting in await Posting.filter(label_state="pending", stage__in=("packed", "handed_over")):
             self.schedule_label(posting.id, posting.packed_by_id, 0)
+        return resumed
+
+    async def retry_due(self, *, restart: bool = False) -> int:
+        """Runs the pending intents no live process holds; the one who asked hears how it went."""
+        resumed = 0
+        for intent in await Intent.filter(state="pending").order_by("id"):
+            try:
+                answer = await self.run_intent(intent, ignore_backoff=restart)
+            except Exception:
+                log.exception("resuming intent %s failed", intent.id)
+                await Intent.filter(id=intent.id, claimed_by=self._lease.owner).update(
+                    claimed_by=None, next_attempt_at=self._clock() + timedelta(seconds=30))
+                continue
+            if answer is None:
+                continue
+            resumed += 1
+            member = await Member.get_or_none(id=intent.member_id) if intent.member_id else None
+            if member is not None:
+                for view in answer.replies:
+                    await self._notifier.send(member, view)
         return resumed
 
     async def drain(self, timeout: float) -> None:

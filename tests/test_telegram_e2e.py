@@ -103,6 +103,7 @@ async def test_packer_joins_photo_tracking_and_everyone_sees_the_update(tg_setti
     number = posting["posting_number"]
     async with running_bot(tg_settings):
         await _connect_owner(fake_tg)
+        await fake_tg.wait_for_message(OWNER, f"New order {number}", timeout=10)  # alerted before the packer joins
         fake_tg.push_message(OWNER, "/invite", language_code="en")
         invite = await fake_tg.wait_for_message(OWNER, "One-time code")
         code = invite.text.split("One-time code for a packer: ")[1].split()[0]
@@ -112,7 +113,6 @@ async def test_packer_joins_photo_tracking_and_everyone_sees_the_update(tg_setti
         await fake_tg.wait_for_message(STRANGER, "not valid")
 
         # the alert existed before the packer joined: they open it from /orders
-        await fake_tg.wait_for_message(OWNER, f"New order {number}", timeout=10)
         fake_tg.push_message(PACKER, "/orders", language_code="ru")
         listing = await fake_tg.wait_for_message(PACKER, number)
         fake_tg.press(PACKER, number, message_id=listing.message_id)
