@@ -86,7 +86,7 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
     # a lease outlives a missed heartbeat or two, and runs out well within two poll intervals
     lease = Lease(owner=process_name(settings.db_url), ttl=max(1.0, settings.poll_interval), clock=clock)
     notifier = Notifier(catalogs=catalogs, cards=CardRenderer(codec, clock), clock=clock, lease=lease)
-    gateway = OzonGateway(base_url=settings.ozon_api_url, box=box, retry=retry)
+    gateway = OzonGateway(base_url=settings.ozon_api_url, box=box, retry=retry or RetryPolicy(timeout=settings.ozon_timeout))
     sync = OrderSync(gateway, clock=clock, on_events=notifier.dispatch_pending)
     shipping = Shipping(gateway=gateway, notifier=notifier, clock=clock, label_delay=settings.label_delay)
     desk = Desk(gateway=gateway, box=box, notifier=notifier, clock=clock, default_timezone=settings.timezone,

@@ -18,6 +18,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     secret_key: SecretStr | None = None
     ozon_api_url: str = "https://api-seller.ozon.ru"
+    ozon_timeout: float = Field(20.0, gt=0)  # seconds per Ozon request attempt, before it is retried
     telegram_token: SecretStr | None = None
     telegram_api_url: str = "https://api.telegram.org/bot"
     telegram_file_url: str = "https://api.telegram.org/file/bot"

@@ -33,7 +33,6 @@ from telegram.ext import (
 from bot.app import Services
 from services.desk import ConnectError
 from services.i18n import Translator, normalize_locale, pick_locale
-from services.security import new_token
 from services.storage.models import Member, Seller
 from services.views import Answer, View
 
@@ -49,7 +48,8 @@ class TelegramChannel:
         self.s = services
         settings = services.settings
         token = settings.telegram_token.get_secret_value() if settings.telegram_token else ""
-        self._webhook_secret = new_token(24)
+        # derived from the secret key, so every process behind a load balancer checks the same token
+        self._webhook_secret = services.box.sign("telegram-webhook-secret", 32)
         self._background: set[asyncio.Task] = set()
         builder = (ApplicationBuilder().token(token)
                    .base_url(settings.telegram_api_url).base_file_url(settings.telegram_file_url)
@@ -297,7 +297,8 @@ class TelegramChannel:
     async def on_press(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
         member = await self._member(update)
-        answer = await self.s.shipping.press(member, self.s.codec.decode(query.data))
+        locale = None if member else (await self._tr(update, None)).locale
+        answer = await self.s.shipping.press(member, self.s.codec.decode(query.data), locale=locale)
         await self._answer(update, answer, query=query)
 
     async def _answer(self, update: Update, answer: Answer, query=None) -> None:

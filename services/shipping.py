@@ -48,8 +48,9 @@ class Shipping:
             return None
         return await Posting.get_or_none(id=posting_id, seller_id=member.seller_id)
 
-    async def press(self, member: Member | None, action: Action | None) -> Answer:
-        tr = self._tr(member)
+    async def press(self, member: Member | None, action: Action | None, *, locale: str | None = None) -> Answer:
+        """`locale` is the presser's language when they are on no desk (so even a refusal is understood)."""
+        tr = self._tr(member) if member else self._notifier.catalogs.translator(locale)
         posting = await self.authorize(member, action.posting_id) if action else None
         if posting is None:
             log.info("refused press %s by member %s", action, member.id if member else None)
