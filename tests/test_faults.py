@@ -124,3 +124,96 @@ async def _check(rig: Rig, numbers: list[str], tally: Tally, intruder: Intruder)
         "ozon_faults": sum(1 for c in rig.sandbox.calls if c.status in (429, 500, 504)),
         "telegram_faults": len([c for c in rig.tg.calls if c.status in (429, 502)]),
     }
+
+
+async def _lease_holders(seller_ids: list[int]) -> dict[int, str | None]:
+    from services.storage.models import PollState
+
+    rows = await PollState.filter(seller_id__in=seller_ids).values("seller_id", "lease_owner")
+    return {row["seller_id"]: row["lease_owner"] for row in rows}
+
+
+@pytest.mark.postgres
+async def test_two_processes_share_the_work_and_take_over_a_dead_ones_sellers(rig: Rig):
+    if not rig.db_url.startswith("postgres"):
+        pytest.skip("several processes share one database only on PostgreSQL")
+    from tests.harness.processes import WebhookBalancer
+
+    balancer = WebhookBalancer([])
+    fleet = [rig.process(name, OZONBOT_TELEGRAM_WEBHOOK_URL=balancer.url) for name in ("bot-1", "bot-2")]
+    balancer.backends = fleet
+    await balancer.start()
+    for bot in fleet:
+        bot.start()
+    for bot in fleet:
+        await bot.wait_ready()
+    try:
+        await rig.set_up_desks()
+        rig.faults_on(0.10)
+        figures = await _fleet_run(rig, fleet)
+    finally:
+        rig.faults_off()
+        await balancer.stop()
+    figures.update(webhook_served=dict(sorted(balancer.served.items())))
+    for bot in fleet:
+        assert await bot.stop() == 0, bot.tail()
+    report("fault run, two processes", figures)
+
+
+async def _fleet_run(rig: Rig, fleet) -> dict:
+    seller_a = await Seller.get(client_id=CLIENT_A)
+    seller_b = await Seller.get(client_id="515151")
+    numbers = {CLIENT_A: [], "515151": []}
+
+    def orders(client_id: str, count: int) -> list[Work]:
+        made = rig.sandbox.generate_orders(client_id, count, flows=FLOWS)
+        numbers[client_id] += [p["posting_number"] for p in made]
+        return [Work(p["posting_number"], f"SF{abs(hash(p['posting_number'])) % 10**13:013d}") for p in made]
+
+    tally, deadline = Tally(), time.monotonic() + 120
+    owner, packer, other = (DeskWorker(rig.tg, p, tally) for p in (rig.owner, rig.packer, rig.other_owner))
+    first_a, first_b = orders(CLIENT_A, 4), orders("515151", 2)
+    desk_work = asyncio.gather(owner.work(first_a[:2], deadline), packer.work(first_a[2:], deadline),
+                               other.work(first_b, deadline))
+    holders = await _wait_for(lambda: _lease_holders([seller_a.id, seller_b.id]), lambda h: all(h.values()))
+    victim = next(bot for bot in fleet if f":{bot.proc.pid}:" in holders[seller_a.id])
+    victim.kill()
+    killed_at = time.monotonic()
+    later = orders(CLIENT_A, 2)  # arrive while the dead process still holds seller A's lease
+    taken = await _wait_for(lambda: _lease_holders([seller_a.id]),
+                            lambda h: h[seller_a.id] and f":{victim.proc.pid}:" not in h[seller_a.id], timeout=20)
+    takeover = time.monotonic() - killed_at
+    assert takeover <= 2 * rig.poll_interval, f"seller A taken over after {takeover:.1f}s"
+    assert taken[seller_a.id]
+    await owner.work(later, deadline)
+    await desk_work
+    victim.start()
+    await victim.wait_ready()
+    rig.faults_off()
+    owed = await rig.settle()
+    assert not any(owed.values()), owed
+
+    every = numbers[CLIENT_A] + numbers["515151"]
+    plain, marked = alerts_per_chat(rig.tg, every)
+    desks = {CLIENT_A: (rig.owner.user_id, rig.packer.user_id), "515151": (rig.other_owner.user_id,)}
+    missing = [(c, n) for cid, chats in desks.items() for c in chats for n in numbers[cid]
+               if plain[(c, n)] + marked[(c, n)] == 0]
+    assert not missing, f"alerts lost: {missing}"
+    assert not [k for k, v in plain.items() if v > 1], "alerted twice"
+    applied, requests = ship_counts(rig.sandbox, every)
+    assert set(applied.values()) == {1}, applied
+    assert await Intent.filter(state__not="done").count() == 0
+    return {"postings": len(every), "alerts": sum(plain.values()), "alerts_resent_marked": sum(marked.values()),
+            "ship_applied": sum(applied.values()), "ship_requests": requests, "takeover_seconds": round(takeover, 2),
+            "poll_interval": rig.poll_interval, "steps_redone": tally.redone, "kills": 1, **owed}
+
+
+async def _wait_for(read, ok, timeout: float = 30):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await read()
+        if ok(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out; last value {value}")
+        await asyncio.sleep(0.1)
