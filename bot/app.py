@@ -21,6 +21,7 @@ from services.notify import Notifier
 from services.orders import OrderSync
 from services.ozon.client import RetryPolicy
 from services.ozon.gateway import OzonGateway
+from services.ratelimit import InboundLimiter
 from services.reminders import Reminders
 from services.scheduler import Duties
 from services.security import RedactingFilter, SecretBox, load_or_create_key
@@ -49,6 +50,7 @@ class Services:
     duties: Duties
     links: ActionLinks
     clock: Callable[[], datetime]
+    limiter: InboundLimiter
     redactor: RedactingFilter = field(default_factory=RedactingFilter)
 
     async def start(self, *, schedule: bool = True) -> None:
@@ -97,7 +99,9 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
                     retry_interval=min(15.0, max(1.0, settings.poll_interval)))
     services = Services(settings=settings, box=box, catalogs=catalogs, codec=codec, notifier=notifier,
                         gateway=gateway, sync=sync, shipping=shipping, desk=desk, duties=duties,
-                        links=ActionLinks(box, settings.base_url, clock), clock=clock)
+                        links=ActionLinks(box, settings.base_url, clock), clock=clock,
+                        limiter=InboundLimiter(per_member=settings.inbound_per_member,
+                                               per_chat=settings.inbound_per_chat))
     services.redactor.add(key)
     if settings.telegram_token:
         services.redactor.add(settings.telegram_token.get_secret_value())
@@ -106,7 +110,7 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
 
 def build_web_app(services: Services) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)
-    push = OzonPushReceiver(services.sync)
+    push = OzonPushReceiver(services.sync, allow=services.settings.ozon_push_allow)
     app.add_routes(push.routes())
     app.router.add_get("/health", _health)
     app[PUSH_KEY] = push

@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     wecom_api_url: str = "https://qyapi.weixin.qq.com"
     wechat_api_url: str = "https://api.weixin.qq.com"
     public_url: str | None = None
+    # inbound rate limits: updates a minute per person and per chat (0 switches a limit off)
+    inbound_per_member: int = Field(30, ge=0)
+    inbound_per_chat: int = Field(60, ge=0)
+    # optional allow-list for Ozon pushes: comma-separated networks (Ozon's published ranges); empty = any
+    ozon_push_allow: str = ""
     log_level: str = "INFO"
 
     @field_validator("reminder_leads")

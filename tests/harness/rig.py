@@ -49,6 +49,7 @@ class Rig:
             "OZONBOT_LABEL_DELAY": "0.5",
             "OZONBOT_QUIET_HOURS": "off",
             "OZONBOT_LOG_LEVEL": "INFO",
+            "OZONBOT_INBOUND_PER_MEMBER": "1000",  # the intruders press far faster than any person
         }
         env.update(extra)
         return env
