@@ -54,6 +54,9 @@ class TelegramChannel:
         token = settings.telegram_token.get_secret_value() if settings.telegram_token else ""
         # derived from the secret key, so every process behind a load balancer checks the same token
         self._webhook_secret = services.box.sign("telegram-webhook-secret", 32)
+        services.redactor.add(self._webhook_secret)
+        # PTB logs whole updates at DEBUG before any handler sees them: a /connect carries a key
+        services.redactor.add_pattern(r"(/connect(?:@\w+)?\s+\S+\s+)[^\s'\"\\]+")
         self._background: set[asyncio.Task] = set()
         builder = (ApplicationBuilder().token(token)
                    .base_url(settings.telegram_api_url).base_file_url(settings.telegram_file_url)
