@@ -115,7 +115,9 @@ async def _check(rig: Rig, numbers: list[str], tally: Tally, intruder: Intruder)
     return {
         "postings": len(numbers),
         "alerts": sum(plain.values()), "alerts_resent_marked": sum(marked.values()),
-        "alert_duplicates": len(repeated), "ship_applied": sum(applied.values()), "ship_requests": ship_requests,
+        "alert_duplicates": len(repeated),
+        "labelled_copies": sum(1 for k in set(plain) | set(marked) if plain[k] + marked[k] > 1),
+        "ship_applied": sum(applied.values()), "ship_requests": ship_requests,
         "tracking_applied": sum(tracking.values()), "presses": tally.presses, "waybills_typed": tally.typed,
         "steps_redone": tally.redone, "intruder_presses": tally.intruder_presses, "intruder_refused": refused,
         "intents_unfinished": await Intent.filter(state__not="done").count(),
