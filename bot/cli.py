@@ -133,6 +133,7 @@ async def _seller_add(services: Services, args) -> int:
 
 
 async def run_service(settings: Settings, args=None, *, stop: asyncio.Event | None = None) -> int:
+    stop = stop or _stop_on_signals()  # first: a SIGTERM during start-up is a clean stop too
     services = build_services(settings)
     setup_logging(settings.log_level, services.redactor)
     await services.start()
@@ -151,7 +152,6 @@ async def run_service(settings: Settings, args=None, *, stop: asyncio.Event | No
         await telegram.start()
     await services.resume()
     print(f"ozonbot listening on {settings.http_host}:{settings.http_port}", flush=True)
-    stop = stop or _stop_on_signals()
     await stop.wait()
     if telegram is not None:
         await telegram.stop()

@@ -27,7 +27,9 @@ async def rig(tmp_path, db_url, fake_tg):
     sandbox = OzonSandbox(seed=23, label_delay=0.3, registration_delay=0.3)
     await sandbox.start()
     await db.connect(db_url)  # migrated once here, as an operator runs `ozonbot migrate` before a fleet
-    yield Rig(tmp_path, db_url, sandbox, fake_tg)
+    rig = Rig(tmp_path, db_url, sandbox, fake_tg)
+    yield rig
+    rig.kill_all()
     await db.close()
     await sandbox.stop()
 

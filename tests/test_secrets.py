@@ -134,6 +134,7 @@ async def test_no_secret_in_the_database_file_or_the_logs_of_a_full_run(tmp_path
         await fake_tg.wait_for_call("sendDocument", timeout=20)  # the label went out too
         assert await bot.stop() == 0
     finally:
+        rig.kill_all()
         await db.close()
         await sandbox.stop()
     secrets = {"api key A": KEY_A, "api key B": KEY_B, "bot token": DEFAULT_TOKEN, "fernet key": rig.secret_key,

@@ -28,6 +28,7 @@ class Rig:
         self.tg = tg
         self.secret_key = Fernet.generate_key().decode()
         self.poll_interval = poll_interval
+        self.processes: list[BotProcess] = []
         self.owner = Person(1001, "owner")
         self.packer = Person(1002, "packer")
         self.other_owner = Person(2001, "other-owner")
@@ -55,7 +56,14 @@ class Rig:
         return env
 
     def process(self, name: str, **extra: str) -> BotProcess:
-        return BotProcess(name, self.env(**extra), self.workdir)
+        bot = BotProcess(name, self.env(**extra), self.workdir)
+        self.processes.append(bot)
+        return bot
+
+    def kill_all(self) -> None:
+        """Teardown: no child may outlive its test (it would work on the next test's database)."""
+        for bot in self.processes:
+            bot.kill()
 
     # ---- the desk, set up through the bot like a new user does -------------------------------------
     async def set_up_desks(self) -> None:
