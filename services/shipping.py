@@ -315,9 +315,12 @@ class Shipping(TrackingSteps):
                 continue
             resumed += 1
             member = await Member.get_or_none(id=intent.member_id) if intent.member_id else None
-            if member is not None:
-                for view in answer.replies:
+            for view in answer.replies if member is not None else []:
+                try:  # the work is done and recorded; telling the person is best effort
                     await self._notifier.send(member, view)
+                except Exception as exc:
+                    log.warning("reply to member %s after resuming intent %s failed: %s", member.id, intent.id,
+                                type(exc).__name__)
         return resumed
 
     async def drain(self, timeout: float) -> None:
