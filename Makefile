@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-sqlite test-postgres lint catalog bench clean
+.PHONY: demo test test-sqlite test-postgres faults lint catalog bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ test: $(STAMP)
 	@if $(BIN)/python -c "import socket,sys; s=socket.socket(); s.settimeout(1); sys.exit(s.connect_ex(('127.0.0.1',5432)))"; then \
 		OZONBOT_TEST_DATABASE_URL=$${OZONBOT_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} $(BIN)/pytest -q -m "not sqlite_only"; \
 	else echo "PostgreSQL not reachable on 127.0.0.1:5432: skipped the PostgreSQL run"; fi
+
+# Only the fault suite and the authorisation matrix (both also run in `make test`); figures at the end.
+faults: $(STAMP)
+	$(BIN)/pytest -q tests/test_faults.py tests/test_authz.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -19,6 +19,7 @@ from services.desk import Desk
 from services.digest import MorningDigest
 from services.i18n import Catalogs
 from services.key_expiry import KeyExpiry
+from services.lease import Lease, process_name
 from services.links import ActionLinks
 from services.notices import NoticeBoard
 from services.notify import Notifier
@@ -26,6 +27,7 @@ from services.orders import OrderSync
 from services.ozon.client import RetryPolicy
 from services.ozon.gateway import OzonGateway
 from services.preferences import Preferences
+from services.ratelimit import InboundLimiter
 from services.reminders import Reminders
 from services.retries import IntentRunner
 from services.scheduler import Duties
@@ -60,17 +62,21 @@ class Services:
     links: ActionLinks
     apps: WechatApps
     clock: Callable[[], datetime]
+    limiter: InboundLimiter
     redactor: RedactingFilter = field(default_factory=RedactingFilter)
     stopped: bool = False
 
     async def start(self, *, schedule: bool = True) -> None:
         await db.connect(self.settings.db_url)
         await self.gateway.start()
+        await self.lease.recover_own()
         if schedule:
             self.duties.start()
 
     async def resume(self) -> None:
-        """Work owed from before a restart: undelivered events, unfinished intents, late labels."""
+        """Work owed from before a restart: sends cut short, undelivered events, unfinished intents, labels."""
+        await self.notifier.recover_interrupted()
+        await self.notifier.retry_failed()
         await self.notifier.dispatch_pending()
         await self.runner.resume()
 
@@ -81,7 +87,12 @@ class Services:
         self.duties.stop()
         await self.shipping.close()
         await self.gateway.close()
+        await self.lease.release()  # another process takes the sellers over at once
         await db.close()
+
+    @property
+    def lease(self) -> Lease:
+        return self.notifier.lease
 
 
 def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow,
@@ -90,8 +101,10 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
     box = SecretBox(key)
     catalogs = Catalogs()
     codec = ActionCodec(box)
-    notifier = Notifier(catalogs=catalogs, cards=CardRenderer(codec, clock), clock=clock)
-    gateway = OzonGateway(base_url=settings.ozon_api_url, box=box, retry=retry)
+    # a lease outlives a missed heartbeat or two, and runs out well within two poll intervals
+    lease = Lease(owner=process_name(settings.db_url), ttl=max(1.0, settings.poll_interval), clock=clock)
+    notifier = Notifier(catalogs=catalogs, cards=CardRenderer(codec, clock), clock=clock, lease=lease)
+    gateway = OzonGateway(base_url=settings.ozon_api_url, box=box, retry=retry or RetryPolicy(timeout=settings.ozon_timeout))
     sync = OrderSync(gateway, clock=clock, on_events=notifier.dispatch_pending)
     shipping = Shipping(gateway=gateway, notifier=notifier, clock=clock, label_delay=settings.label_delay)
     desk = Desk(gateway=gateway, box=box, notifier=notifier, clock=clock, default_timezone=settings.timezone,
@@ -108,7 +121,9 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
     services = Services(settings=settings, box=box, catalogs=catalogs, codec=codec, notifier=notifier,
                         gateway=gateway, sync=sync, shipping=shipping, desk=desk, duties=duties, runner=runner,
                         preferences=preferences, buttons=buttons,
-                        links=ActionLinks(box, settings.base_url, clock), apps=WechatApps(box), clock=clock)
+                        links=ActionLinks(box, settings.base_url, clock), apps=WechatApps(box), clock=clock,
+                        limiter=InboundLimiter(per_member=settings.inbound_per_member,
+                                               per_chat=settings.inbound_per_chat))
     services.redactor.add(key)
     for secret in (settings.telegram_token, settings.wechat_app_secret, settings.wechat_token,
                    settings.wechat_aes_key):
@@ -119,7 +134,7 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
 
 def build_web_app(services: Services) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)
-    push = OzonPushReceiver(services.sync)
+    push = OzonPushReceiver(services.sync, allow=services.settings.ozon_push_allow)
     app.add_routes(push.routes())
     app.add_routes(ActionPage(services).routes())
     app.router.add_get("/health", _health)

@@ -13,6 +13,7 @@ from bot.app import PUSH_KEY, Services, build_services, build_web_app
 from bot.config import Settings
 from bot.logsetup import setup_logging
 from services.desk import ConnectError
+from services.security import InterruptedRotation
 from services.storage import db
 from services.storage.models import Seller
 
@@ -29,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--lang", default="zh_CN", choices=["zh_CN", "ru", "en"], help="language of the demo chat")
     demo.add_argument("--orders", type=int, default=5, help="how many sandbox orders to start with")
     sub.add_parser("migrate", help="apply database migrations")
+    rotate = sub.add_parser("rotate-key", help="re-encrypt every stored secret under a new key (stop the service "
+                            "first)")
+    rotate.add_argument("--new-key", help="use this Fernet key instead of generating one")
     sandbox = sub.add_parser("sandbox", help="serve the Ozon sandbox alone (for trying things by hand)")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8081)
@@ -82,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # pydantic's message names the variable at fault
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    commands = {"run": run_service, "migrate": migrate_command, "seller": seller_command}
+    from bot.rotate import rotate_key_command
+
+    commands = {"run": run_service, "migrate": migrate_command, "seller": seller_command,
+                "rotate-key": rotate_key_command}
     return _run(commands[args.command](settings, args))
 
 
@@ -91,6 +98,9 @@ def _run(coro) -> int:
         return asyncio.run(coro) or 0
     except KeyboardInterrupt:
         return 130
+    except InterruptedRotation as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
 
 
 async def migrate_command(settings: Settings, args) -> int:
@@ -146,6 +156,7 @@ async def _seller_add(services: Services, args) -> int:
 
 
 async def run_service(settings: Settings, args=None, *, stop: asyncio.Event | None = None) -> int:
+    stop = stop or _stop_on_signals()  # first: a SIGTERM during start-up is a clean stop too
     services = build_services(settings)
     setup_logging(settings.log_level, services.redactor)
     await services.start()
@@ -167,7 +178,6 @@ async def run_service(settings: Settings, args=None, *, stop: asyncio.Event | No
         await telegram.start()
     await services.resume()
     print(f"ozonbot listening on {settings.http_host}:{settings.http_port}", flush=True)
-    stop = stop or _stop_on_signals()
     await stop.wait()
     if telegram is not None:
         await telegram.stop()

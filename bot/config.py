@@ -18,6 +18,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     secret_key: SecretStr | None = None
     ozon_api_url: str = "https://api-seller.ozon.ru"
+    ozon_timeout: float = Field(20.0, gt=0)  # seconds per Ozon request attempt, before it is retried
     telegram_token: SecretStr | None = None
     telegram_api_url: str = "https://api.telegram.org/bot"
     telegram_file_url: str = "https://api.telegram.org/file/bot"
@@ -39,6 +40,11 @@ class Settings(BaseSettings):
     wechat_aes_key: SecretStr | None = None
     wechat_template_id: str | None = None
     public_url: str | None = None
+    # inbound rate limits: updates a minute per person and per chat (0 switches a limit off)
+    inbound_per_member: int = Field(30, ge=0)
+    inbound_per_chat: int = Field(60, ge=0)
+    # optional allow-list for Ozon pushes: comma-separated networks (Ozon's published ranges); empty = any
+    ozon_push_allow: str = ""
     log_level: str = "INFO"
 
     @field_validator("reminder_leads")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import logging
 from contextlib import suppress
 
@@ -23,22 +24,24 @@ from telegram.ext import (
     AIORateLimiter,
     Application,
     ApplicationBuilder,
+    ApplicationHandlerStop,
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
 from bot.app import Services
 from services.desk import ConnectError
 from services.i18n import Translator, normalize_locale, pick_locale
-from services.security import new_token
 from services.storage.models import Member, Seller
 from services.views import Answer, View
 
 log = logging.getLogger(__name__)
 CHANNEL = "telegram"
+MAX_UPDATE = 256 * 1024  # a real update is a few kilobytes
 COMMANDS = ("start", "help", "connect", "orders", "status", "lang", "settings", "invite", "join")
 
 
@@ -49,7 +52,11 @@ class TelegramChannel:
         self.s = services
         settings = services.settings
         token = settings.telegram_token.get_secret_value() if settings.telegram_token else ""
-        self._webhook_secret = new_token(24)
+        # derived from the secret key, so every process behind a load balancer checks the same token
+        self._webhook_secret = services.box.sign("telegram-webhook-secret", 32)
+        services.redactor.add(self._webhook_secret)
+        # PTB logs whole updates at DEBUG before any handler sees them: a /connect carries a key
+        services.redactor.add_pattern(r"(/connect(?:@\w+)?\s+\S+\s+)[^\s'\"\\]+")
         self._background: set[asyncio.Task] = set()
         builder = (ApplicationBuilder().token(token)
                    .base_url(settings.telegram_api_url).base_file_url(settings.telegram_file_url)
@@ -86,10 +93,15 @@ class TelegramChannel:
 
     async def _webhook(self, request: web.Request) -> web.Response:
         given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
-        if not hmac.compare_digest(given, self._webhook_secret):
+        if not hmac.compare_digest(given.encode(), self._webhook_secret.encode()):
             return web.Response(status=403)
+        if request.content_length is not None and request.content_length > MAX_UPDATE:
+            return web.Response(status=413)
         try:
-            update = Update.de_json(await request.json(), self.app.bot)
+            body = json.loads(await request.content.read(MAX_UPDATE + 1))
+            if not isinstance(body, dict) or not isinstance(body.get("update_id"), int):
+                raise ValueError("not an update")
+            update = Update.de_json(body, self.app.bot)
         except Exception:
             return web.Response(status=400)
         await self.app.update_queue.put(update)
@@ -122,6 +134,7 @@ class TelegramChannel:
     # ---- wiring --------------------------------------------------------------------------------
     def _register(self) -> None:
         add = self.app.add_handler
+        add(TypeHandler(Update, self.on_any_update), group=-1)  # before every other handler
         add(CommandHandler("start", self.on_start))
         add(CommandHandler("help", self.on_help))
         add(CommandHandler("connect", self.on_connect))
@@ -135,6 +148,24 @@ class TelegramChannel:
         add(MessageHandler(filters.PHOTO | filters.Document.IMAGE, self.on_photo))
         add(MessageHandler(filters.TEXT & ~filters.COMMAND, self.on_text))
         self.app.add_error_handler(self.on_error)
+
+    async def on_any_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Inbound rate limit per person and per chat: a flood is dropped, with one polite word."""
+        user, chat = update.effective_user, update.effective_chat
+        verdict = self.s.limiter.check(str(user.id) if user else None, str(chat.id) if chat else None)
+        if verdict.allowed:
+            return
+        log.info("rate limit: dropped an update from user %s in chat %s", user.id if user else None,
+                 chat.id if chat else None)
+        if verdict.tell:
+            tr = await self._tr(update, None)
+            text = tr.gettext("Too many messages at once. Please wait a few seconds, then try again.")
+            with suppress(TelegramError):
+                if update.callback_query is not None:
+                    await update.callback_query.answer(text, show_alert=True)
+                elif chat is not None:
+                    await self._reply_text(update, text)
+        raise ApplicationHandlerStop
 
     async def _member(self, update: Update) -> Member | None:
         user = update.effective_user
@@ -300,7 +331,8 @@ class TelegramChannel:
     async def on_press(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
         member = await self._member(update)
-        answer = await self.s.buttons.press(member, query.data)
+        locale = None if member else (await self._tr(update, None)).locale
+        answer = await self.s.buttons.press(member, query.data, locale=locale)
         await self._answer(update, answer, query=query)
 
     async def _answer(self, update: Update, answer: Answer, query=None) -> None:

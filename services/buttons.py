@@ -16,8 +16,9 @@ class ButtonRouter:
         self._shipping = shipping
         self._preferences = preferences
 
-    async def press(self, member: Member | None, data: str | None) -> Answer:
+    async def press(self, member: Member | None, data: str | None, *, locale: str | None = None) -> Answer:
+        """`locale` is the presser's language when they are on no desk, so even a refusal is understood."""
         action = self._codec.decode(data)
-        if action is not None and action.name == "settings":
+        if action is not None and action.name == "settings" and member is not None:
             return await self._preferences.press(member, action)
-        return await self._shipping.press(member, action)  # refuses forged data and foreign postings
+        return await self._shipping.press(member, action, locale=locale)  # refuses forged data, foreign postings

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from services.durations import clock_time
 from services.i18n import Translator
 from services.notices import NoticeBoard
 from services.storage.models import Event, Posting, Seller
 from services.views import View
 
+log = logging.getLogger(__name__)
 UNPACKED_STAGES = ("new", "courier", "packing")
 LATE_WINDOW = timedelta(hours=3)  # a bot that was down at digest time still sends it, if not too late
 LISTED = 10  # numbers shown per section; the rest are counted
@@ -27,12 +30,18 @@ class DigestSummary:
 
 
 def digest_start(seller: Seller, now: datetime) -> datetime | None:
-    """Today's digest moment in the seller's zone, or None when the digest is off."""
+    """The digest moment whose sending window holds `now` (today's, or yesterday's late one just after
+    midnight), in the seller's zone; None when the digest is off or not due."""
     if not seller.digest_time or seller.digest_time == "off":
         return None
     zone = ZoneInfo(seller.timezone)
     local = now.astimezone(zone)
-    return datetime.combine(local.date(), time.fromisoformat(seller.digest_time), tzinfo=zone)
+    at = clock_time(seller.digest_time)
+    for day in (local.date(), local.date() - timedelta(days=1)):
+        start = datetime.combine(day, at, tzinfo=zone)
+        if start <= now < start + LATE_WINDOW:
+            return start
+    return None
 
 
 async def summarize(seller: Seller, now: datetime) -> DigestSummary:
@@ -88,14 +97,20 @@ class MorningDigest:
         now = self._clock()
         sent = 0
         for seller in await Seller.all():
-            start = digest_start(seller, now)
-            if start is None or not start <= now < start + LATE_WINDOW:
-                continue
-            key = start.date().isoformat()
-            members = await self._board.awaiting(seller, "digest", key)
-            if not members:
-                continue
-            summary = await summarize(seller, now)
-            sent += await self._board.to_members(members, seller, "digest", key,
-                                                 lambda tr, summary=summary: render(tr, summary))
+            try:
+                sent += await self._send(seller, now)
+            except Exception:  # one seller's broken settings must not cost the others their digest
+                log.exception("digest of seller %s failed", seller.id)
         return sent
+
+    async def _send(self, seller: Seller, now: datetime) -> int:
+        start = digest_start(seller, now)
+        if start is None:
+            return 0
+        key = start.date().isoformat()
+        members = await self._board.awaiting(seller, "digest", key)
+        if not members:
+            return 0
+        summary = await summarize(seller, now)
+        return await self._board.to_members(members, seller, "digest", key,
+                                            lambda tr: render(tr, summary))

@@ -7,6 +7,7 @@ from datetime import time, timedelta
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
 def parse_duration(text: str) -> timedelta:
@@ -17,10 +18,15 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
 
 
+MAX_LEAD = timedelta(days=30)  # Ozon's deadlines are days away, and date arithmetic must stay in range
+
+
 def parse_leads(text: str) -> list[timedelta]:
     leads = sorted({parse_duration(part) for part in text.split(",") if part.strip()}, reverse=True)
     if not leads:
         raise ValueError("at least one reminder lead is needed")
+    if leads[0] > MAX_LEAD or leads[-1] <= timedelta(0):
+        raise ValueError(f"reminder leads must lie between 1s and {MAX_LEAD.days}d, not {text!r}")
     return leads
 
 
@@ -30,6 +36,13 @@ def parse_quiet_hours(text: str) -> tuple[time, time] | None:
         return None
     start, _, end = text.partition("-")
     try:
-        return time.fromisoformat(start.strip()), time.fromisoformat(end.strip())
+        return clock_time(start), clock_time(end)
     except ValueError as exc:
         raise ValueError(f"quiet hours must look like 22:00-08:00 or off, not {text!r}") from exc
+
+
+def clock_time(text: str) -> time:
+    """'08:00' -> 08:00. Only hours and minutes of a local clock: no seconds, no zone."""
+    if not _CLOCK.match(text.strip()):
+        raise ValueError(f"not a time of day: {text!r} (use HH:MM)")
+    return time.fromisoformat(text.strip())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -10,6 +11,7 @@ from services.notices import NoticeBoard
 from services.storage.models import Seller
 from services.views import View
 
+log = logging.getLogger(__name__)
 WARN_DAYS = (14, 3, 1)
 
 
@@ -49,7 +51,10 @@ class KeyExpiry:
                 continue
             # the expiry date is in the key, so a newly connected key gets its own warnings
             key = f"{days}d:{seller.key_expires_at.date().isoformat()}"
-            owners = await self._board.awaiting(seller, "key_expiry", key, owners_only=True)
-            sent += await self._board.to_members(owners, seller, "key_expiry", key,
-                                                 lambda tr, seller=seller: render(tr, seller, now))
+            try:
+                owners = await self._board.awaiting(seller, "key_expiry", key, owners_only=True)
+                sent += await self._board.to_members(owners, seller, "key_expiry", key,
+                                                     lambda tr, seller=seller: render(tr, seller, now))
+            except Exception:
+                log.exception("key-expiry warning for seller %s failed", seller.id)
         return sent

@@ -10,14 +10,17 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
 
 from services.cards import CardRenderer
 from services.durations import parse_quiet_hours
 from services.i18n import Catalogs, Translator
+from services.lease import SQLITE_OWNER, Lease
 from services.storage.models import AlertMessage, Event, Member, Notification, Posting, Seller
 from services.views import Button, View
 
 log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 5
 
 
 class ChannelSender(Protocol):
@@ -29,19 +32,27 @@ class ChannelSender(Protocol):
 
 
 def in_quiet_hours(quiet: str, zone: str, now: datetime) -> bool:
-    window = parse_quiet_hours(quiet or "off")
+    """Unusable settings (a row written before validation) count as no quiet hours: an alert or reminder
+    is never held, and never blocked, because of them."""
+    try:
+        window = parse_quiet_hours(quiet or "off")
+        local = now.astimezone(ZoneInfo(zone)).time()
+    except (ValueError, KeyError):
+        log.warning("unusable quiet hours %r / zone %r ignored", quiet, zone)
+        return False
     if window is None:
         return False
     start, end = window
-    local = now.astimezone(ZoneInfo(zone)).time()
     return start <= local < end if start < end else (local >= start or local < end)
 
 
 class Notifier:
-    def __init__(self, *, catalogs: Catalogs, cards: CardRenderer, clock: Callable[[], datetime]):
+    def __init__(self, *, catalogs: Catalogs, cards: CardRenderer, clock: Callable[[], datetime],
+                 lease: Lease | None = None):
         self.catalogs = catalogs
         self.cards = cards
         self._clock = clock
+        self.lease = lease or Lease(owner=SQLITE_OWNER, ttl=60, clock=clock)
         self._senders: dict[str, ChannelSender] = {}
         self._lock = asyncio.Lock()
 
@@ -69,14 +80,20 @@ class Notifier:
     async def dispatch_pending(self) -> int:
         """Delivers every event not yet dispatched, oldest first. Safe to call from anywhere, any time."""
         done = 0
+        broken: list[int] = []  # events that raised: left for the next call, never blocking the others
         async with self._lock:
             while True:
-                batch = await Event.filter(dispatched_at__isnull=True).order_by("id").limit(50) \
-                    .prefetch_related("posting__seller")
+                batch = await Event.filter(dispatched_at__isnull=True).exclude(id__in=broken).order_by("id") \
+                    .limit(50).prefetch_related("posting__seller")
                 if not batch:
                     return done
                 for event in batch:
-                    await self._dispatch(event)
+                    try:
+                        await self._dispatch(event)
+                    except Exception:
+                        log.exception("event %s (%s) could not be dispatched; will retry", event.id, event.kind)
+                        broken.append(event.id)
+                        continue
                     event.dispatched_at = self._clock()
                     await event.save(update_fields=["dispatched_at"])
                     done += 1
@@ -84,20 +101,25 @@ class Notifier:
     async def _dispatch(self, event: Event) -> None:
         posting: Posting = event.posting
         seller: Seller = posting.seller
-        if event.kind == "new":
-            silent = in_quiet_hours(seller.quiet_hours, seller.timezone, self._clock())
-            for member in await self.desk(seller):
-                await self._deliver_card(event, posting, seller, member, silent)
-        elif event.kind == "remind":
-            if self._reminder_still_due(event, posting):
-                for member in await self.desk(seller):
-                    await self._deliver_once(event, member, self._reminder(event, posting, member, seller))
-        elif event.kind in ("status", "deadline", "cancelled", "announce"):
+        if event.kind in ("status", "deadline", "cancelled", "announce"):
             await self.refresh(posting)
-            if event.kind in ("cancelled", "announce"):
-                for member in await self.desk(seller):
-                    text = self._announcement(event, posting, self.translator(member, seller))
-                    await self._deliver_once(event, member, View(text=text))
+        if event.kind not in ("new", "remind", "cancelled", "announce"):
+            return
+        if event.kind == "remind" and not self._reminder_still_due(event, posting):
+            return  # packed (or tracked) meanwhile: the reminder has nothing left to say
+        silent = event.kind == "new" and in_quiet_hours(seller.quiet_hours, seller.timezone, self._clock())
+        for member in await self.desk(seller):
+            note = await self._claim(event, member)
+            if note is not None:
+                await self._deliver(note, event, posting, seller, member, silent=silent)
+
+    def _view_for(self, event: Event, posting: Posting, member: Member, seller: Seller) -> View | None:
+        """The one-off message of a non-card event; None when it no longer applies."""
+        if event.kind == "remind":
+            return self._reminder(event, posting, member, seller) if self._reminder_still_due(event, posting) else None
+        if event.kind in ("cancelled", "announce"):
+            return View(text=self._announcement(event, posting, self.translator(member, seller)))
+        return None
 
     @staticmethod
     def _announcement(event: Event, posting: Posting, tr: Translator) -> str:
@@ -138,32 +160,33 @@ class Notifier:
         return View(text=text, buttons=((button,),))
 
     async def _claim(self, event: Event, member: Member) -> Notification | None:
+        """The notification row, claimed by this process; None if it was delivered or is in flight."""
         try:
-            return await Notification.create(event=event, member=member, state="sending")
+            return await Notification.create(event=event, member=member, state="sending",
+                                             claimed_by=self.lease.owner, claim_until=self.lease.expiry())
         except IntegrityError:
             existing = await Notification.get(event=event, member=member)
-            if existing.state == "failed":
-                existing.state = "sending"
-                await existing.save(update_fields=["state"])
-                return existing
+            if existing.state == "failed" and await self.lease.claim_notification(existing.id, from_state="failed"):
+                return await Notification.get(id=existing.id)
             return None  # already delivered (or in flight elsewhere): never twice
 
-    async def _deliver_card(self, event: Event, posting: Posting, seller: Seller, member: Member,
-                            silent: bool) -> None:
-        note = await self._claim(event, member)
-        if note is None:
-            return
-        view = await self.render_card(posting, member, seller)
-        if silent:
-            view = View(text=view.text, buttons=view.buttons, silent=True)
+    async def _deliver(self, note: Notification, event: Event, posting: Posting, seller: Seller, member: Member,
+                       *, silent: bool = False, marker: str = "") -> None:
+        if event.kind == "new":
+            view = await self.render_card(posting, member, seller)
+        else:
+            view = self._view_for(event, posting, member, seller)
+            if view is None:
+                await Notification.filter(id=note.id).update(state="skipped", claimed_by=None)
+                return
+        if marker or silent:
+            view = View(text=marker + view.text, buttons=view.buttons, silent=silent)
         ref = await self._attempt(note, member, view)
-        if ref:
+        if ref is None:
+            return  # failed: retry_failed tries again
+        if ref and event.kind == "new":  # recorded first: recovery after a crash reads it as "delivered"
             await AlertMessage.update_or_create(defaults={"message_ref": ref}, posting=posting, member=member)
-
-    async def _deliver_once(self, event: Event, member: Member, view: View) -> None:
-        note = await self._claim(event, member)
-        if note is not None:
-            await self._attempt(note, member, view)
+        await Notification.filter(id=note.id).update(state="sent", claimed_by=None, resent=bool(marker))
 
     async def _attempt(self, note: Notification, member: Member, view: View) -> str | None:
         note.attempts += 1
@@ -171,12 +194,47 @@ class Notifier:
             ref = await self.send(member, view)
         except Exception as exc:  # a channel failure must not stop the desk's other members
             log.warning("delivery to member %s failed: %s", member.id, type(exc).__name__)
-            note.state, note.error = "failed", str(exc)[:500]
-            await note.save(update_fields=["state", "error", "attempts"])
+            await Notification.filter(id=note.id).update(state="failed", error=str(exc)[:500], attempts=note.attempts,
+                                                         claimed_by=None)
             return None
-        note.state = "sent"
-        await note.save(update_fields=["state", "attempts"])
-        return ref
+        await Notification.filter(id=note.id).update(attempts=note.attempts)
+        return ref or ""
+
+    async def retry_failed(self) -> int:
+        """Failed deliveries (channel down) are tried again by the scheduler, every kind of event."""
+        failed = await Notification.filter(state="failed", attempts__lt=MAX_ATTEMPTS).prefetch_related(
+            "event__posting__seller", "member")
+        retried = 0
+        for note in failed:
+            if not await self.lease.claim_notification(note.id, from_state="failed"):
+                continue  # another process took it
+            event, posting = note.event, note.event.posting
+            await self._deliver(note, event, posting, posting.seller, note.member)
+            retried += 1
+        return retried
+
+    async def recover_interrupted(self) -> int:
+        """Notifications left `sending` by a process that died mid-send (its claim ran out).
+
+        Whether the message reached the chat is unknowable, so the policy is: a card whose message was
+        recorded (AlertMessage) was delivered and is only marked sent; anything else is sent again,
+        once, with a marker that says it may be a copy. A possible, labelled duplicate beats a lost alert.
+        """
+        stale = await Notification.filter(Q(claim_until__isnull=True) | Q(claim_until__lt=self._clock()),
+                                           state="sending").prefetch_related("event__posting__seller", "member")
+        recovered = 0
+        for note in stale:
+            if not await self.lease.claim_notification(note.id, from_state="sending"):
+                continue
+            event, posting, member = note.event, note.event.posting, note.member
+            if event.kind == "new" and await AlertMessage.exists(posting=posting, member=member):
+                await Notification.filter(id=note.id).update(state="sent", claimed_by=None)
+                continue
+            tr = self.translator(member, posting.seller)
+            marker = tr.gettext("↻ Sent again after a restart; if you already have this message, ignore one copy.")
+            await self._deliver(note, event, posting, posting.seller, member, marker=marker + "\n")
+            recovered += 1
+        return recovered
 
     async def refresh(self, posting: Posting) -> None:
         """Edits every member's copy of the posting's card to its current state."""
@@ -191,14 +249,3 @@ class Notifier:
                 await sender.edit(member, alert.message_ref, view)
             except Exception as exc:
                 log.info("edit of card %s for member %s failed: %s", posting.id, member.id, exc)
-
-    async def retry_failed(self) -> int:
-        """Failed deliveries (channel down) are tried again by the scheduler."""
-        failed = await Notification.filter(state="failed", attempts__lt=5).prefetch_related(
-            "event__posting__seller", "member")
-        for note in failed:
-            event = note.event
-            posting = event.posting
-            if event.kind == "new":
-                await self._deliver_card(event, posting, posting.seller, note.member, silent=False)
-        return len(failed)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from services.ozon.errors import OzonError
+from services.ozon.errors import OzonError, OzonUnavailable
 from services.ozon.gateway import OzonGateway
 from services.ozon.models import Posting as OzonPosting
 from services.storage.models import Event, Posting, Seller
@@ -99,11 +99,14 @@ class OrderSync:
             return
         try:
             posting = await self._gateway.for_seller(seller).get_posting(number)
-        except OzonError as exc:
+        except OzonUnavailable as exc:
             log.warning("push for %s: Ozon read failed (%s), using the push body", number, exc)
             posting = posting_from_push(payload)
             if posting is None:
                 return
+        except OzonError as exc:  # Ozon answered and does not know it: the push is not believed
+            log.warning("push for %s ignored: Ozon says %s", number, exc.token)
+            return
         await self.ingest(seller, [posting])
 
 

@@ -5,13 +5,12 @@ seller's row each time it runs, so a change takes effect without a restart."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from services.actions import Action, ActionCodec
 from services.cards import courier_name
 from services.couriers import COURIERS, get_courier
-from services.durations import parse_leads, parse_quiet_hours
+from services.durations import clock_time, parse_leads, parse_quiet_hours
 from services.i18n import N_, Translator
 from services.notify import Notifier
 from services.storage.models import Member, Seller
@@ -58,10 +57,10 @@ def normalize(setting: Setting, raw: str) -> str | None:
         return value
     if setting.name == "quiet":
         try:
-            parse_quiet_hours(value)
+            window = parse_quiet_hours(value)
         except ValueError:
             raise InvalidValue(value) from None
-        return value.lower() if value.lower() == "off" else value
+        return "off" if window is None else f"{window[0]:%H:%M}-{window[1]:%H:%M}"
     if setting.name == "leads":
         try:
             leads = parse_leads(value)
@@ -75,7 +74,7 @@ def normalize(setting: Setting, raw: str) -> str | None:
         if value.lower() == "off":
             return "off"
         try:
-            return time.fromisoformat(value).strftime("%H:%M")
+            return clock_time(value).strftime("%H:%M")
         except ValueError:
             raise InvalidValue(value) from None
     if value.lower() in (NO_COURIER, "off", "-"):

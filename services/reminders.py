@@ -3,6 +3,7 @@ row's unique key is the once-ever guarantee, so a restart re-derives them withou
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -12,6 +13,7 @@ from services.durations import parse_leads
 from services.notify import Notifier, in_quiet_hours
 from services.storage.models import Event, Posting, Seller
 
+log = logging.getLogger(__name__)
 OVERDUE = "overdue"
 TRACKING = "tracking"
 
@@ -46,21 +48,33 @@ class Reminders:
         candidates = await Posting.filter(stage__in=("new", "courier"), status="awaiting_packaging",
                                           shipment_date__lte=horizon).prefetch_related("seller")
         for posting in candidates:
-            seller = posting.seller
-            leads = parse_leads(seller.reminder_leads) if seller.reminder_leads else self._leads
-            key = due_key(posting.shipment_date, now, leads)
-            if key is None:
-                continue
-            urgent = key in (OVERDUE, f"lead:{int(min(leads).total_seconds())}")
-            if not urgent and in_quiet_hours(seller.quiet_hours, seller.timezone, now):
-                continue  # held until the quiet hours end; the last lead and overdue break through
-            created += await _remind_once(posting, key)
+            try:
+                created += await self._deadline(posting, now)
+            except Exception:  # one seller's broken settings must not silence the others
+                log.exception("deadline reminder for posting %s failed", posting.id)
         return created
+
+    async def _deadline(self, posting: Posting, now: datetime) -> int:
+        seller = posting.seller
+        leads = parse_leads(seller.reminder_leads) if seller.reminder_leads else self._leads
+        key = due_key(posting.shipment_date, now, leads)
+        if key is None:
+            return 0
+        urgent = key in (OVERDUE, f"lead:{int(min(leads).total_seconds())}")
+        if not urgent and in_quiet_hours(seller.quiet_hours, seller.timezone, now):
+            return 0  # held until the quiet hours end; the last lead and overdue break through
+        return await _remind_once(posting, key)
 
     async def _longest_lead(self) -> timedelta:
         """How far ahead to look: the operator's leads or any seller's own, whichever reaches furthest."""
-        custom = await Seller.filter(reminder_leads__not_isnull=True).distinct().values_list("reminder_leads", flat=True)
-        return max([*self._leads, *(max(parse_leads(leads)) for leads in custom if leads)])
+        longest = max(self._leads)
+        for leads in await Seller.filter(reminder_leads__not_isnull=True).distinct().values_list(
+                "reminder_leads", flat=True):
+            try:
+                longest = max(longest, *parse_leads(leads))
+            except ValueError:
+                log.warning("unusable reminder leads %r ignored", leads)
+        return longest
 
     async def _missing_tracking(self) -> int:
         """A packed posting the seller delivers, still without tracking: Ozon cannot follow it."""
@@ -82,3 +96,4 @@ async def _remind_once(posting: Posting, key: str) -> int:
     except IntegrityError:
         return 0
     return int(was_created)
+

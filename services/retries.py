@@ -16,7 +16,7 @@ from services.views import Answer, View
 log = logging.getLogger(__name__)
 
 REPORT_AFTER_ATTEMPTS = 3
-LABEL_GIVE_UP_AFTER = 10  # then the card's "Get label" button is the way
+GIVE_UP_AFTER = 10  # a label or an intent that crashes this often waits for a person (the card's buttons)
 WHAT_FAILED = {
     "ship": N_("pack {number} in Ozon"),
     "tracking": N_("send the tracking number of {number} to Ozon"),
@@ -29,51 +29,67 @@ class IntentRunner:
         self._shipping = shipping
         self._notifier = notifier
         self._clock = clock
+        self._lease = notifier.lease
 
     async def resume(self) -> int:
-        """After a restart: every intent that was started and not completed, due or not."""
-        resumed = 0
-        for intent in await Intent.filter(state="pending").order_by("id"):
-            resumed += await self._run(intent)
+        """After a restart: every intent the process before us left unfinished, whatever its backoff."""
+        resumed = await self.retry_due(restart=True)
         for posting in await Posting.filter(label_state="pending", stage__in=("packed", "handed_over")):
             self._shipping.schedule_label(posting.id, posting.packed_by_id, 0)
         return resumed
 
-    async def retry_due(self) -> int:
-        retried = 0
-        for intent in await Intent.filter(state="pending", next_attempt_at__lte=self._clock()).order_by("id"):
-            retried += await self._run(intent)
-        return retried
+    async def retry_due(self, *, restart: bool = False) -> int:
+        """Runs the pending intents whose time has come and that no live process holds."""
+        ran = 0
+        for intent in await Intent.filter(state="pending").order_by("id"):
+            try:
+                answer = await self._attempt(intent, restart)
+            except Exception:  # one broken intent must not stop the others; it backs off and may give up
+                log.exception("intent %s (%s) failed", intent.id, intent.kind)
+                await self._backoff(intent.id)
+                continue
+            if answer is None:
+                continue  # not due, or another process runs it
+            ran += 1
+            await self._tell(intent, answer)
+            await self._report_if_stuck(intent.id)
+        return ran
 
-    async def _run(self, intent: Intent) -> int:
-        try:
-            answer = await self._attempt(intent)
-        except Exception:  # one broken intent must not stop the others
-            log.exception("intent %s (%s) failed", intent.id, intent.kind)
-            return 0
-        member = await Member.get_or_none(id=intent.member_id) if intent.member_id else None
-        if member is not None and isinstance(answer, Answer):
-            for view in answer.replies:
-                await self._notifier.send(member, view)
-        await self._report_if_stuck(intent.id)
-        return 1
-
-    async def _attempt(self, intent: Intent) -> Answer | None:
-        if intent.kind == "ship":
-            return await self._shipping.run_ship(intent)
-        if intent.kind == "tracking":
-            return await self._shipping.run_tracking(intent)
+    async def _attempt(self, intent: Intent, restart: bool) -> Answer | None:
         if intent.kind == "label":
-            await self._retry_label(intent)
-        return None
+            if not await self._lease.claim_intent(intent.id, ignore_backoff=restart):
+                return None
+            await self._retry_label(await Intent.get(id=intent.id))
+            return Answer()
+        return await self._shipping.run_intent(intent, ignore_backoff=restart)
+
+    async def _backoff(self, intent_id: int) -> None:
+        intent = await Intent.get(id=intent_id)
+        attempts = intent.attempts + 1
+        fields = {"attempts": attempts, "claimed_by": None,
+                  "next_attempt_at": self._clock() + timedelta(seconds=min(900, 30 * 2 ** attempts))}
+        if attempts >= GIVE_UP_AFTER:
+            fields["state"] = "failed"
+        await Intent.filter(id=intent.id, state="pending").update(**fields)
+        await self._report_if_stuck(intent.id)
+
+    async def _tell(self, intent: Intent, answer: Answer) -> None:
+        """The one who asked hears how it went: best effort, the work is done and recorded."""
+        member = await Member.get_or_none(id=intent.member_id) if intent.member_id else None
+        for view in answer.replies if member is not None else []:
+            try:
+                await self._notifier.send(member, view)
+            except Exception as exc:
+                log.warning("reply to member %s after intent %s failed: %s", member.id, intent.id,
+                            type(exc).__name__)
 
     async def _retry_label(self, intent: Intent) -> None:
         attempts = intent.attempts + 1
         if await self._shipping.deliver_label(intent.posting_id, intent.member_id):
             return  # deliver_label completes the intent
-        fields = {"attempts": attempts, "last_error": "LABEL_NOT_READY",
+        fields = {"attempts": attempts, "last_error": "LABEL_NOT_READY", "claimed_by": None,
                   "next_attempt_at": self._clock() + timedelta(seconds=min(900, 30 * 2 ** attempts))}
-        if attempts >= LABEL_GIVE_UP_AFTER:
+        if attempts >= GIVE_UP_AFTER:
             fields["state"] = "failed"
         await Intent.filter(id=intent.id).update(**fields)
 

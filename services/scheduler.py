@@ -39,6 +39,7 @@ class Duties:
         self._reminders = reminders
         self._digest = digest
         self._key_expiry = key_expiry
+        self._lease = notifier.lease
         self._gate = asyncio.Semaphore(max_concurrent_polls)
         self.scheduler = AsyncIOScheduler(timezone="UTC")
 
@@ -48,6 +49,8 @@ class Duties:
         self._every(self._digest.run_due, self._tick, "digest")
         self._every(self._key_expiry.run_due, self._tick, "key_expiry")
         self._every(self.retry_work, min(15.0, self._tick), "retry", start_now=False)
+        # leases and claims live while this process does: renewed well inside their lifetime
+        self._every(self._lease.heartbeat, self._lease.ttl.total_seconds() / 3, "heartbeat", start_now=False)
         self.scheduler.start()
 
     def _every(self, job: Callable, seconds: float, name: str, *, start_now: bool = True) -> None:
@@ -64,9 +67,12 @@ class Duties:
     async def poll_due(self) -> None:
         now = self._clock()
         sellers = await Seller.filter(key_state="ok")
+        held = await self._lease.hold_sellers([seller.id for seller in sellers])  # one poller per seller
         due = []
         for seller in sellers:
-            state, _ = await PollState.get_or_create(seller=seller)
+            if seller.id not in held:
+                continue
+            state = await PollState.get(seller=seller)
             if state.next_poll_at is None or state.next_poll_at <= now:
                 due.append((seller, state))
         await asyncio.gather(*(self._poll_one(seller, state) for seller, state in due))
@@ -91,7 +97,9 @@ class Duties:
                 state.last_success_at = self._clock()
                 jitter = random.uniform(0, self._interval * 0.1)
                 state.next_poll_at = state.last_poll_at + timedelta(seconds=self._interval + jitter)
-            await state.save()
+            # never the lease columns: the heartbeat owns them while this poll runs
+            await state.save(update_fields=["last_poll_at", "last_success_at", "consecutive_errors", "next_poll_at",
+                                            "last_error"])
 
     async def _key_refused(self, seller: Seller, exc: OzonAuthError) -> None:
         """Polling stops for this seller until a new key is connected; the owner hears it once."""
@@ -106,6 +114,7 @@ class Duties:
                 client_id=seller.client_id, reason=exc.reason)))
 
     async def retry_work(self) -> None:
+        await self._notifier.recover_interrupted()
         await self._notifier.retry_failed()
         await self._notifier.dispatch_pending()
         await self._runner.retry_due()

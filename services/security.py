@@ -7,10 +7,20 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import secrets
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+# Every column that holds SecretBox ciphertext, as (table, column). `ozonbot rotate-key` re-encrypts
+# exactly these, so a model that stores a secret (e.g. a WeChat app secret) registers its column here
+# next to its definition: encrypted_field("wechat_app", "secret_enc").
+ENCRYPTED_FIELDS: set[tuple[str, str]] = set()
+
+
+def encrypted_field(table: str, column: str) -> None:
+    ENCRYPTED_FIELDS.add((table, column))
 
 
 class SecretBox:
@@ -43,17 +53,38 @@ def _as_bytes(key: str | bytes) -> bytes:
     return key.encode() if isinstance(key, str) else key
 
 
+KEY_FILE = "secret.key"
+NEW_KEY_FILE = "secret.key.new"  # exists only while `ozonbot rotate-key` runs (or was cut short)
+OLD_KEY_FILE = "secret.key.old"
+
+
+class InterruptedRotation(RuntimeError):
+    pass
+
+
 def load_or_create_key(data_dir: Path) -> str:
     """The Fernet key file in the data dir, created with mode 0600 on first run."""
-    path = data_dir / "secret.key"
+    if (data_dir / NEW_KEY_FILE).exists():
+        raise InterruptedRotation(f"{data_dir / NEW_KEY_FILE} exists: a key rotation was cut short. "
+                                  "Run `ozonbot rotate-key` again to finish it before starting the service.")
+    path = data_dir / KEY_FILE
     if path.exists():
         return path.read_text().strip()
     data_dir.mkdir(parents=True, exist_ok=True)
     key = Fernet.generate_key().decode()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key)
+    write_secret_file(path, key, exclusive=True)
     return key
+
+
+def write_secret_file(path: Path, text: str, *, exclusive: bool = False) -> None:
+    """Mode 0600 from the first byte (never world-readable for an instant), flushed to disk."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(path, 0o600)
 
 
 def new_token(nbytes: int = 18) -> str:
@@ -66,17 +97,25 @@ class RedactingFilter(logging.Filter):
     def __init__(self) -> None:
         super().__init__()
         self._secrets: set[str] = set()
+        self._patterns: list[re.Pattern] = []
 
     def add(self, *values: str | None) -> None:
         self._secrets.update(v for v in values if v and len(v) >= 6)
 
+    def add_pattern(self, pattern: str) -> None:
+        """For secrets not known in advance (a key typed in a chat, logged by a library before any handler
+        runs): group 1 of every match is kept, the rest becomes ***."""
+        self._patterns.append(re.compile(pattern))
+
     def redact(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, "***")
+        for pattern in self._patterns:
+            text = pattern.sub(lambda m: m.group(1) + "***", text)
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
+        if not self._secrets and not self._patterns:
             return True
         message = record.getMessage()
         redacted = self.redact(message)

@@ -7,32 +7,35 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from tortoise.transactions import in_transaction
+
 from services.actions import Action
 from services.cards import courier_name
-from services.couriers import check_number, pick_waybill_number, read_barcodes
 from services.notify import Notifier
+from services.orders import CANCELLED_STATUSES, UNPACKED_STATUSES
 from services.ozon.errors import OzonAuthError, OzonError, OzonUnavailable
 from services.ozon.gateway import OzonGateway
 from services.ozon.models import Posting as OzonPosting
-from services.storage.models import AlertMessage, Event, Intent, Member, PendingInput, Posting, Seller
-from services.views import Answer, Attachment, Button, View
+from services.storage.models import AlertMessage, Intent, Member, Posting, Seller
+from services.tracking import TrackingSteps
+from services.views import Answer, Attachment, View
 
 log = logging.getLogger(__name__)
 
 REQUIREMENT_TOKENS = frozenset({"EXEMPLAR_INFO_NOT_FILLED_COMPLETELY", "WEIGHT_IS_REQUIRED", "MANDATORY_MARK_REDUNDANT",
                                 "EXEMPLAR_INFO_ALREADY_DEFINED", "HAS_INCORRECT_PRODUCT_QUANTITY",
                                 "UNKNOWN_PRODUCT_DEFINED", "UNKNOW_PRODUCT"})
-SELLER_TRACKED_FLOWS = frozenset({"non_integrated"})
 PERSON_ROLES = frozenset({"owner", "packer"})
 LABEL_POLLS = 10
 LABEL_RETRY_FIRST = 30  # seconds after a late label before the retry job asks again
 
 
-class Shipping:
+class Shipping(TrackingSteps):
     def __init__(self, *, gateway: OzonGateway, notifier: Notifier, clock: Callable[[], datetime],
                  label_delay: float, poll_interval: float = 1.0):
         self._gateway = gateway
         self._notifier = notifier
+        self._lease = notifier.lease
         self._clock = clock
         self._label_delay = label_delay
         self._poll_interval = poll_interval
@@ -45,12 +48,14 @@ class Shipping:
             return None
         return await Posting.get_or_none(id=posting_id, seller_id=member.seller_id)
 
-    async def press(self, member: Member | None, action: Action | None) -> Answer:
-        tr = self._tr(member)
+    async def press(self, member: Member | None, action: Action | None, *, locale: str | None = None) -> Answer:
+        """`locale` is the presser's language when they are on no desk (so even a refusal is understood)."""
+        tr = self._tr(member) if member else self._notifier.catalogs.translator(locale)
         posting = await self.authorize(member, action.posting_id) if action else None
         if posting is None:
             log.info("refused press %s by member %s", action, member.id if member else None)
-            return self._refusal(member)
+            return Answer(toast=tr.gettext("This button is not for you: the order belongs to another desk."),
+                          alert=True)
         handler = {
             "c": self._choose_courier, "x": self._change_courier, "p": self._packed, "w": self._ask_waybill,
             "y": self._confirm_waybill, "l": self._label_now, "o": self._open,
@@ -58,10 +63,6 @@ class Shipping:
         if handler is None:
             return Answer(toast=tr.gettext("This button is no longer used."))
         return await handler(member, posting, action)
-
-    def _refusal(self, member: Member | None) -> Answer:
-        return Answer(toast=self._tr(member).gettext("This button is not for you: the order belongs to another "
-                                                     "desk."), alert=True)
 
     # ---- courier -------------------------------------------------------------------------------
     async def _choose_courier(self, member: Member, posting: Posting, action: Action) -> Answer:
@@ -96,26 +97,56 @@ class Shipping:
 
     # ---- packing -------------------------------------------------------------------------------
     async def _packed(self, member: Member, posting: Posting, action: Action) -> Answer:
-        # the conditional update is the lock: of two taps (or two packers) exactly one moves on
-        if not await Posting.filter(id=posting.id, stage="courier").update(stage="packing", acted_by_id=member.id):
+        # the conditional update is the lock: of two taps (or two packers) exactly one moves on. The intent is
+        # written in the same transaction, so no crash leaves a posting "packing" with nothing to finish it.
+        async with in_transaction() as conn:
+            if not await Posting.filter(id=posting.id, stage="courier").using_db(conn).update(
+                    stage="packing", acted_by_id=member.id):
+                intent = None
+            else:
+                intent = await self._own_intent(conn, posting.id, "ship", "", member)
+        if intent is None:
             return await self._stale(member, posting)
         await self._refresh(posting.id)
-        intent, _ = await Intent.get_or_create(posting_id=posting.id, kind="ship", key="",
-                                               defaults={"member_id": member.id})
         return await self.run_ship(intent)
+
+    async def _own_intent(self, conn, posting_id: int, kind: str, key: str, member: Member) -> Intent:
+        """The intent, created or re-opened, claimed by this process (the caller holds the posting's lock)."""
+        claim = {"state": "pending", "claimed_by": self._lease.owner, "next_attempt_at": self._lease.expiry(),
+                 "member_id": member.id}
+        intent, created = await Intent.get_or_create(posting_id=posting_id, kind=kind, key=key, defaults=claim,
+                                                     using_db=conn)
+        if not created:
+            await Intent.filter(id=intent.id).using_db(conn).update(**claim)
+            await intent.refresh_from_db(using_db=conn)
+        return intent
+
+    async def run_intent(self, intent: Intent, *, ignore_backoff: bool = False) -> Answer | None:
+        """Runs an intent found pending (a restart, a retry), if no live process is running it."""
+        if not await self._lease.claim_intent(intent.id, ignore_backoff=ignore_backoff):
+            return None
+        intent = await Intent.get(id=intent.id)
+        runner = {"ship": self.run_ship, "tracking": self.run_tracking, "delivering": self.run_delivering}.get(intent.kind)
+        if runner is None:
+            await Intent.filter(id=intent.id).update(state="failed", claimed_by=None, last_error="unknown kind")
+            return None
+        return await runner(intent)
 
     async def run_ship(self, intent: Intent) -> Answer:
         posting = await Posting.get(id=intent.posting_id).prefetch_related("seller")
         member = await Member.get_or_none(id=intent.member_id) if intent.member_id else None
         tr = self._tr(member)
         _ = tr.gettext
+        resumed = intent.attempts > 0
         intent.attempts += 1
         await intent.save(update_fields=["attempts"])
         client = self._gateway.for_seller(posting.seller)
         try:
-            packages = await self._packages(client, posting)
-            confirmed = await client.ship_and_confirm(posting.posting_number, packages,
-                                                      poll_interval=self._poll_interval)
+            confirmed = await self._already_packed(client, posting) if resumed else None
+            if confirmed is None:
+                packages = await self._packages(client, posting)
+                confirmed = await client.ship_and_confirm(posting.posting_number, packages,
+                                                          poll_interval=self._poll_interval)
         except OzonUnavailable as exc:
             await self._intent_error(intent, exc, retry=True)
             return Answer(toast=_("Ozon is not answering. I will keep trying and tell you when it is packed."),
@@ -130,10 +161,18 @@ class Shipping:
             await self._intent_error(intent, exc, retry=False)
             return await self._ship_refused(member, posting, exc)
         await self._mark_packed(posting, member, confirmed)
-        await Intent.filter(id=intent.id).update(state="done", last_error=None)
+        await Intent.filter(id=intent.id).update(state="done", last_error=None, claimed_by=None)
         self.schedule_label(posting.id, member.id if member else None, self._label_delay)
         return Answer(toast=_("Packed in Ozon ✅"), replies=[await self._waybill_prompt(member, posting)]
                       if member else [])
+
+    async def _already_packed(self, client, posting: Posting) -> OzonPosting | None:
+        """A resumed ship first asks Ozon: if the earlier attempt did pack it, nothing is sent again."""
+        remote = await client.get_posting(posting.posting_number)
+        if remote.status and remote.status not in UNPACKED_STATUSES | CANCELLED_STATUSES:
+            log.info("ship of %s was done before the restart; not sent again", posting.posting_number)
+            return remote
+        return None
 
     async def _packages(self, client, posting: Posting) -> list[list[tuple[int, int]]]:
         remote = OzonPosting.from_api(posting.snapshot or {"posting_number": posting.posting_number})
@@ -160,10 +199,9 @@ class Shipping:
         return Answer(toast=text.format(token=exc.token), alert=True)
 
     async def _intent_error(self, intent: Intent, exc: Exception, *, retry: bool) -> None:
-        intent.last_error = str(exc)[:500]
-        intent.state = "pending" if retry else "failed"
-        intent.next_attempt_at = self._clock() + timedelta(seconds=min(300, 5 * 2 ** intent.attempts))
-        await intent.save(update_fields=["last_error", "state", "next_attempt_at"])
+        await Intent.filter(id=intent.id).update(
+            last_error=str(exc)[:500], state="pending" if retry else "failed", claimed_by=None,
+            next_attempt_at=self._clock() + timedelta(seconds=min(300, 5 * 2 ** intent.attempts)))
 
     async def _mark_packed(self, posting: Posting, member: Member | None, confirmed: OzonPosting) -> None:
         snapshot = dict(posting.snapshot or {})
@@ -210,9 +248,17 @@ class Shipping:
             tr = self._tr(member)
             view = View(text=tr.gettext("🏷 Ozon label for {number}").format(number=posting.posting_number),
                         attachment=Attachment(f"label-{posting.posting_number}.pdf", pdf))
-            await self._notifier.send(member, view)
+            try:
+                await self._notifier.send(member, view)
+            except Exception as exc:  # the chat refused the file: not delivered, the retry job tries again
+                log.warning("label for %s could not be sent to member %s: %s", posting.posting_number, member.id,
+                            type(exc).__name__)
+                await Posting.filter(id=posting_id).update(label_state="failed")
+                await self._refresh(posting_id)
+                return False
         await Posting.filter(id=posting_id).update(label_state="sent")
-        await Intent.filter(posting_id=posting_id, kind="label", state="pending").update(state="done", last_error=None)
+        await Intent.filter(posting_id=posting_id, kind="label", state="pending").update(
+            state="done", last_error=None, claimed_by=None)
         await self._refresh(posting_id)
         return True
 
@@ -252,168 +298,7 @@ class Shipping:
         return Answer(toast=tr.gettext("Label sent.") if ok else
                       tr.gettext("Ozon has not prepared the label yet. Try again in a minute."))
 
-    # ---- waybill and tracking ------------------------------------------------------------------
-    async def _waybill_prompt(self, member: Member, posting: Posting) -> View:
-        await PendingInput.update_or_create(defaults={"posting_id": posting.id, "kind": "waybill", "value": None},
-                                            member=member)
-        tr = self._tr(member)
-        return View(text=tr.gettext("✍️ Waybill number for {number} ({courier}): type it, or send a photo of the "
-                                    "waybill.").format(number=posting.posting_number,
-                                                       courier=courier_name(tr, posting.courier)),
-                    ask_reply=True)
-
-    async def _ask_waybill(self, member: Member, posting: Posting, action: Action) -> Answer:
-        if posting.stage not in ("packed", "handed_over"):
-            return await self._stale(member, posting)
-        return Answer(replies=[await self._waybill_prompt(member, posting)])
-
-    async def _confirm_waybill(self, member: Member, posting: Posting, action: Action) -> Answer:
-        pending = await PendingInput.get_or_none(member=member, posting_id=posting.id, kind="confirm")
-        if pending is None or not pending.value:
-            return Answer(toast=self._tr(member).gettext("Nothing to confirm any more."))
-        return await self._record_waybill(member, posting, pending.value)
-
-    async def pending_for(self, member: Member) -> PendingInput | None:
-        return await PendingInput.get_or_none(member=member)
-
-    async def _awaited(self, member: Member) -> tuple[PendingInput, Posting] | None:
-        """What the member was asked for, if the posting is still theirs; a stale question is dropped."""
-        pending = await self.pending_for(member)
-        if pending is None:
-            return None
-        posting = await self.authorize(member, pending.posting_id)
-        if posting is None:
-            await pending.delete()
-            return None
-        return pending, posting
-
-    async def expect_waybill(self, member: Member | None, posting_id: int) -> Answer | None:
-        """A page that names its posting: make that posting the awaited one, so the number typed or
-        photographed there goes to it whatever the chat was asked last. None when it may be given now,
-        otherwise the refusal or the current state."""
-        posting = await self.authorize(member, posting_id)
-        if posting is None:
-            return self._refusal(member)
-        if posting.stage not in ("packed", "handed_over"):
-            return await self._stale(member, posting)
-        pending = await self.pending_for(member)
-        if pending is None or pending.posting_id != posting.id:
-            await self._waybill_prompt(member, posting)
-        return None
-
-    async def submit_waybill(self, member: Member, raw: str) -> Answer | None:
-        """A typed number while the bot waits for one; None when nothing is awaited."""
-        awaited = await self._awaited(member)
-        if awaited is None:
-            return None
-        pending, posting = awaited
-        tr = self._tr(member)
-        check = check_number(posting.courier or "other", raw)
-        if not check.valid_chars:
-            return Answer(replies=[View(text=tr.gettext(
-                "“{text}” is not a waybill number (letters and digits, 6 to 40 of them). Send it again.").format(
-                text=raw.strip()[:40]), ask_reply=True)])
-        if not check.matches_courier:
-            pending.kind, pending.value = "confirm", check.number
-            await pending.save()
-            view = View(
-                text=tr.gettext("{number} does not look like a {courier} number. Use it anyway?").format(
-                    number=check.number, courier=courier_name(tr, posting.courier)),
-                buttons=((Button(tr.gettext("Yes, use it"), self._notifier.cards.action("y", posting)),),
-                         (Button(tr.gettext("No, type it again"), self._notifier.cards.action("w", posting)),)))
-            return Answer(replies=[view])
-        return await self._record_waybill(member, posting, check.number)
-
-    async def _record_waybill(self, member: Member, posting: Posting, number: str) -> Answer:
-        tr = self._tr(member)
-        _ = tr.gettext
-        await PendingInput.filter(member=member).delete()
-        await Posting.filter(id=posting.id).update(waybill=number, acted_by_id=member.id)
-        if posting.flow not in SELLER_TRACKED_FLOWS:
-            await Posting.filter(id=posting.id).update(stage="handed_over")
-            await self._refresh(posting.id)
-            return Answer(toast=_("Saved."), replies=[View(text=_(
-                "🚚 {courier} {number} saved as the first-mile record of {posting}. Ozon's partner owns the "
-                "tracking of this order, so nothing was sent to Ozon.").format(
-                courier=courier_name(tr, posting.courier), number=number, posting=posting.posting_number))])
-        intent, _created = await Intent.get_or_create(posting_id=posting.id, kind="tracking", key=number,
-                                                      defaults={"member_id": member.id})
-        return await self.run_tracking(intent)
-
-    async def run_tracking(self, intent: Intent) -> Answer:
-        """non_integrated: set the tracking number, then move to delivering, each gated and confirmed."""
-        posting = await Posting.get(id=intent.posting_id).prefetch_related("seller")
-        member = await Member.get_or_none(id=intent.member_id) if intent.member_id else None
-        _ = self._tr(member).gettext
-        number = intent.key
-        client = self._gateway.for_seller(posting.seller)
-        intent.attempts += 1
-        await intent.save(update_fields=["attempts"])
-        try:
-            remote = OzonPosting.from_api(posting.snapshot or {"posting_number": posting.posting_number})
-            if "set_track_number" not in remote.available_actions:
-                remote = await client.get_posting(posting.posting_number)
-            if "set_track_number" not in remote.available_actions:
-                await self._intent_error(intent, RuntimeError("set_track_number not available"), retry=False)
-                return Answer(toast=_("Ozon does not accept a tracking number for this order now (status: {status})."
-                                      ).format(status=remote.status), alert=True)
-            results = await client.set_tracking_numbers([(posting.posting_number, number)])
-            refused = [r.error for r in results if not r.result]
-            if refused or not results:
-                await self._intent_error(intent, RuntimeError(",".join(refused) or "no result"), retry=False)
-                return Answer(toast=_("Ozon refused the tracking number {number}: {reason}. Check it and send it "
-                                      "again.").format(number=number, reason=", ".join(refused) or "—"), alert=True)
-            await Intent.filter(id=intent.id).update(state="done", last_error=None)
-            await Posting.filter(id=posting.id).update(tracking_number=number, stage="handed_over")
-            moved = await self._move_to_delivering(client, posting, remote, member)
-        except OzonUnavailable as exc:
-            await self._intent_error(intent, exc, retry=True)
-            return Answer(toast=_("Ozon is not answering. The number is saved and I will send it when Ozon is back."),
-                          alert=True)
-        except OzonError as exc:
-            await self._intent_error(intent, exc, retry=False)
-            return Answer(toast=_("Ozon refused the tracking number {number}: {reason}. Check it and send it "
-                                  "again.").format(number=number, reason=exc.token), alert=True)
-        await self._refresh(posting.id)
-        text = _("🚚 Tracking number {number} sent to Ozon for {posting}.").format(
-            number=number, posting=posting.posting_number)
-        if moved:  # the desk hears it once, like a move seen by the poll
-            await Event.get_or_create(posting_id=posting.id, kind="announce", key="delivering")
-            await self._notifier.dispatch_pending()
-        return Answer(toast=_("Sent to Ozon ✅"), replies=[View(text=text)])
-
-    async def _move_to_delivering(self, client, posting: Posting, remote: OzonPosting,
-                                  member: Member | None) -> bool:
-        if remote.status != "awaiting_deliver" or "non_int_delivering" not in remote.available_actions:
-            return False
-        intent, _ = await Intent.get_or_create(posting_id=posting.id, kind="delivering", key="",
-                                               defaults={"member_id": member.id if member else None})
-        if intent.state == "done":
-            return True
-        results = await client.move_to_delivering([posting.posting_number])
-        if not results or not all(r.result for r in results):
-            await self._intent_error(intent, RuntimeError(",".join(r.error for r in results) or "no result"),
-                                     retry=False)
-            return False
-        fresh = await client.get_posting(posting.posting_number)
-        await Posting.filter(id=posting.id).update(status=fresh.status or "delivering")
-        await Intent.filter(id=intent.id).update(state="done", last_error=None)
-        return fresh.status == "delivering"
-
-    async def submit_photo(self, member: Member, image: bytes) -> Answer | None:
-        awaited = await self._awaited(member)
-        if awaited is None:
-            return None
-        _, posting = awaited
-        texts = await asyncio.to_thread(read_barcodes, image)
-        number = pick_waybill_number(texts, posting.courier or "other")
-        if number is None:
-            return Answer(replies=[View(text=self._tr(member).gettext(
-                "I could not read a barcode on that photo. Send a sharper photo, or type the number."),
-                ask_reply=True)])
-        return await self.submit_waybill(member, number)
-
-    # ---- open / background tasks ------------------------------------------------------------------------
+    # ---- open / restart ------------------------------------------------------------------------
     async def _open(self, member: Member, posting: Posting, action: Action) -> Answer:
         seller = await Seller.get(id=posting.seller_id)
         view = await self._notifier.render_card(posting, member, seller)

@@ -108,3 +108,13 @@ async def _port_open(host: str, port: int) -> bool:
     writer.close()
     await writer.wait_closed()
     return True
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """The fault suite's counts, visible in CI output without `pytest -s`."""
+    from tests.harness.report import LINES
+
+    if LINES:
+        terminalreporter.section("fault suite figures")
+        for line in LINES:
+            terminalreporter.write_line(line)

@@ -206,21 +206,24 @@ async def test_key_expiry_warns_the_owner_14_3_and_1_days_ahead_once_each(start,
 async def test_missing_tracking_reminder_once_with_the_button_to_enter_it(start, box_at):
     clock = Clock(datetime.now(UTC))
     box = await box_at(clock)
-    (posting,) = box.generate_orders(CLIENT_ID, 1, flows=["non_integrated"])
+    late, prompt_one = box.generate_orders(CLIENT_ID, 2, flows=["non_integrated"])
     services, desk, seller, (owner, packer) = await start(box, clock, tracking_reminder="60s")
     await services.sync.poll(seller)
-    row = await Posting.get(posting_number=posting["posting_number"])
+    rows = [await Posting.get(posting_number=p["posting_number"]) for p in (late, prompt_one)]
     codec = services.codec
-    await services.buttons.press(packer, codec.encode("c", row.id, "sf"))
-    answer = await services.buttons.press(packer, codec.encode("p", row.id))
-    assert answer.toast == "Packed in Ozon ✅"
+    for row in rows:
+        await services.buttons.press(packer, codec.encode("c", row.id, "sf"))
+        answer = await services.buttons.press(packer, codec.encode("p", row.id))
+        assert answer.toast == "Packed in Ozon ✅"
+    # the packer is now asked for the second one's waybill and gives it at once
+    assert (await services.shipping.submit_waybill(packer, "SF1402938475613")).toast == "Sent to Ozon ✅"
     await tick(services)
-    assert desk.texts(starting="✍️ " + posting["posting_number"]) == []
     clock.advance(seconds=61)
     await tick(services)
     await tick(services)
     reminders = [(who, view) for who, view in desk.sent if "still has no tracking number" in view.text]
     assert sorted(who for who, _ in reminders) == [owner.id, packer.id]
+    assert all(late["posting_number"] in view.text for _, view in reminders), "not for the one that has tracking"
     button = reminders[0][1].flat_buttons[0]
     assert button.label == "✍️ Enter waybill number"
     prompt = await services.buttons.press(owner, button.action)

@@ -99,3 +99,42 @@ async def test_changed_leads_steer_reminders_without_a_restart(tg_settings, sand
         await asyncio.sleep(1.5)
         assert len([m for m in fake_tg.messages(OWNER) if (m.text or "").startswith("⏰")]) == 1
         assert (await Posting.get(posting_number=number)).stage == "new"
+
+
+def test_values_that_would_break_the_duties_are_refused():
+    from services.preferences import BY_NAME, InvalidValue, normalize
+
+    for name, raw in (("quiet", "22:00Z-08:00"), ("quiet", "22:00:00.000000-08:00"), ("quiet", "25:00-07:00"),
+                      ("leads", "9999999d"), ("leads", "0s"), ("leads", "31d"), ("digest", "07:30+08:00"),
+                      ("digest", "7:30:15"), ("tz", "Mars/Olympus"), ("courier", "dhl")):
+        try:
+            normalize(BY_NAME[name], raw)
+        except InvalidValue:
+            continue
+        raise AssertionError(f"{name} {raw!r} was accepted")
+    assert normalize(BY_NAME["quiet"], "23:00-07:00") == "23:00-07:00"
+    assert normalize(BY_NAME["leads"], "90s,2h,30m") == "2h,30m,90s"
+    assert normalize(BY_NAME["digest"], "07:30") == "07:30"
+
+
+async def test_a_broken_settings_row_blocks_no_other_sellers_alerts(make_settings, sandbox):
+    """A row written before validation existed: its seller's alerts still go out, unheld, and so do others'."""
+    from bot.app import build_services
+    from tests.conftest import API_KEY
+    from tests.test_duties import Desk
+
+    services = build_services(make_settings(ozon_api_url=sandbox.base_url))
+    await services.start(schedule=False)
+    try:
+        desk = Desk()
+        services.notifier.register(desk)
+        seller = (await services.desk.connect_seller(CLIENT_ID, API_KEY)).seller
+        await services.desk.join_as(seller, channel="console", external_id="o", chat_id="o", name="O",
+                                    locale="en", role="owner")
+        await Seller.filter(id=seller.id).update(quiet_hours="22:00Z-08:00", reminder_leads="9999999d")
+        sandbox.generate_orders(CLIENT_ID, 2, due_in=timedelta(minutes=30))
+        await services.sync.poll(await _seller())
+        await services.duties._reminders.run_due()
+        assert len(desk.texts(starting="🆕")) == 2
+    finally:
+        await services.stop()

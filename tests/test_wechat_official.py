@@ -36,11 +36,16 @@ def oa_keys():
 
 
 @pytest.fixture
-def oa_settings(make_settings, sandbox, fake_oa, oa_keys):
-    token, aes_key = oa_keys
+def safe() -> bool:
+    return True  # tests parametrized over `safe` override this
+
+
+@pytest.fixture
+def oa_settings(make_settings, sandbox, fake_oa, oa_keys, safe):
+    token, aes_key = oa_keys  # the AES key is configured exactly when the account is in safe mode
     return make_settings(ozon_api_url=sandbox.base_url, wechat_api_url=fake_oa.base_url, poll_interval=1,
                          wechat_app_id=APP_ID, wechat_app_secret=SecretStr(APP_SECRET),
-                         wechat_token=SecretStr(token), wechat_aes_key=SecretStr(aes_key),
+                         wechat_token=SecretStr(token), wechat_aes_key=SecretStr(aes_key) if safe else None,
                          wechat_template_id=TEMPLATE, public_url="https://desk.example.com")
 
 
@@ -140,9 +145,10 @@ async def _wait_ingested(number: str) -> None:
     raise AssertionError(f"{number} not ingested")
 
 
-async def test_forged_stale_and_retried_callbacks(oa_settings, oa_keys, fake_oa):
+@pytest.mark.parametrize("safe", [False, True], ids=["plain", "safe"])
+async def test_forged_stale_and_retried_callbacks(oa_settings, oa_keys, fake_oa, safe):
     async with running_bot(oa_settings):
-        follower = Follower(oa_settings, *oa_keys)
+        follower = Follower(oa_settings, *oa_keys, safe=safe)
         inner = follower._xml("text", Content="帮助", MsgId=42)
         forged = CallbackSigner(new_token(), oa_keys[1], APP_ID)
         assert (await follower.send(inner, forged))[0] == 403
@@ -161,4 +167,20 @@ async def test_forged_stale_and_retried_callbacks(oa_settings, oa_keys, fake_oa)
         first = await follower.send(inner)
         again = await follower.send(inner)  # WeChat's retry: taken once, the retry gets 'success'
         assert "订单" in text_field(first[1], "Content") and again == (200, "success")
-        assert await InboundCallback.all().count() == 1
+        assert await InboundCallback.filter(key__startswith="msg:").count() == 1
+        if safe:  # a plain body posted to a safe-mode account is a forgery, whatever its signature
+            plain = follower.signer.official_plain(follower._xml("text", Content="帮助", MsgId=43))
+            async with aiohttp.ClientSession() as session, session.post(
+                    follower.url, params=plain.query, data=plain.body.encode()) as response:
+                assert response.status == 403
+        # a captured signed query replayed with another body: accepted once only, the replay does nothing
+        signed = follower.signer.official_safe(inner) if safe else follower.signer.official_plain(
+            follower._xml("text", Content="帮助", MsgId=44))
+        replay_body = (follower.signer.official_safe(follower._xml("text", Content="订单", MsgId=45)).body if safe
+                       else follower._xml("text", Content="订单", MsgId=45))
+        async with aiohttp.ClientSession() as session:
+            async with session.post(follower.url, params=signed.query, data=signed.body.encode()) as response:
+                assert response.status == 200
+            async with session.post(follower.url, params=signed.query, data=replay_body.encode()) as response:
+                assert response.status in (200, 403) and await response.text() in ("success", "")
+        assert not await InboundCallback.filter(key="msg:45").exists(), "the replayed body was not taken in"

@@ -71,12 +71,15 @@ class OfficialAccount(OfficialSender):
         query = request.query
         safe = query.get("encrypt_type") == "aes"
         try:
+            if self._aes_key and not safe:
+                # in safe mode a plain body is a forgery: its signature would cover only timestamp and nonce
+                raise crypto.CallbackRejected("plain callback while safe mode is configured")
             message = self._open(query, body, safe)
         except crypto.CallbackRejected as exc:
             log.warning("Official Account callback refused: %s", exc)
             return web.Response(status=403)
-        if not await self._first_time(message):
-            return web.Response(text="success")
+        if not await self._signature_unused(query) or not await self._first_time(message):
+            return web.Response(text="success")  # a retry (already handled) or a replay (no effect)
         reply = await self._answer_in_time(message)
         if not reply:
             return web.Response(text="success")
@@ -100,6 +103,16 @@ class OfficialAccount(OfficialSender):
             raise crypto.CallbackRejected("no Encrypt field")
         crypto.check_signature(query.get("msg_signature"), self._token, timestamp, nonce, encrypted)
         return crypto.parse(crypto.decrypt(self._aes_key, encrypted, self.app_id, corp=False), corp=False)
+
+    async def _signature_unused(self, query) -> bool:
+        """Each signed (timestamp, nonce) is good once: a captured query cannot carry a second, forged body."""
+        key = ":".join(["sig", query.get("timestamp", ""), query.get("nonce", ""),
+                        query.get("msg_signature") or query.get("signature", "")])
+        try:
+            await InboundCallback.create(source=CHANNEL, key=dedupe_key(key))
+        except IntegrityError:
+            return False
+        return True
 
     async def _first_time(self, message) -> bool:
         if message.type == "event":

@@ -81,7 +81,8 @@ class OfficialSender:
         if view.buttons and member is not None:
             tr = self.s.catalogs.translator(member.locale)
             url = self.s.links.url(member.id, self._posting_id(view))
-            text += f'\n<a href="{url}">{tr.gettext("Open the action page")}</a>'
+            label = tr.gettext("Open the action page")
+            text += f'\n<a href="{url}">{label}</a>'
         return cut_bytes(text, 2000)
 
     def _posting_id(self, view: View) -> int | None:

@@ -65,7 +65,8 @@ def robot_markdown(tr: Translator, view: View, link: str | None) -> str:
     """Markdown for a group robot: the view's text and, when there is one, the action-page link."""
     lines = (view.text or "—").splitlines()
     body = ["**" + _md(lines[0]) + "**"] + [_md(line) for line in lines[1:]]
-    tail = f"\n[{tr.gettext('Open the action page')}]({link})" if link else ""
+    label = tr.gettext("Open the action page")
+    tail = f"\n[{label}]({link})" if link else ""
     return cut_bytes("\n".join(body), ROBOT_BYTES - len(tail.encode())) + tail
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from tortoise import fields
 from tortoise.models import Model
 
+from services.security import encrypted_field
+
 
 class Seller(Model):
     id = fields.IntField(primary_key=True)
@@ -24,6 +26,9 @@ class Seller(Model):
 
     class Meta:
         table = "seller"
+
+
+encrypted_field("seller", "api_key_enc")
 
 
 class Member(Model):
@@ -96,9 +101,13 @@ class Notification(Model):
     id = fields.IntField(primary_key=True)
     event = fields.ForeignKeyField("ozonbot.Event", related_name="notifications", on_delete=fields.CASCADE)
     member = fields.ForeignKeyField("ozonbot.Member", related_name="notifications", on_delete=fields.CASCADE)
-    state = fields.CharField(max_length=16, default="sending")  # sending | sent | failed
+    state = fields.CharField(max_length=16, default="sending")  # sending | sent | failed | skipped
     attempts = fields.IntField(default=0)
     error = fields.TextField(null=True)
+    # the process sending it, until when (renewed while it lives): a lapsed claim marks a crash mid-send
+    claimed_by = fields.CharField(max_length=64, null=True)
+    claim_until = fields.DatetimeField(null=True)
+    resent = fields.BooleanField(default=False)  # re-sent with a marker after a crash mid-send
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -133,7 +142,9 @@ class Intent(Model):
     last_error = fields.TextField(null=True)
     reported = fields.BooleanField(default=False)
     member = fields.ForeignKeyField("ozonbot.Member", null=True, related_name="intents", on_delete=fields.SET_NULL)
+    # the retry time, or while claimed_by is set the end of the running process's claim (see services.lease)
     next_attempt_at = fields.DatetimeField(null=True)
+    claimed_by = fields.CharField(max_length=64, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
@@ -231,6 +242,11 @@ class WecomApp(Model):
         unique_together = (("corp_id", "agent_id"),)
 
 
+encrypted_field("wecom_app", "secret_enc")
+encrypted_field("wecom_app", "token_enc")
+encrypted_field("wecom_app", "aes_key_enc")
+
+
 class GroupRobot(Model):
     """A WeCom group robot that receives the alerts of a desk (push only). The webhook key is a SecretBox token."""
 
@@ -241,6 +257,9 @@ class GroupRobot(Model):
 
     class Meta:
         table = "group_robot"
+
+
+encrypted_field("group_robot", "key_enc")
 
 
 class InboundCallback(Model):

@@ -1,0 +1,184 @@
+"""Authorisation matrix: owner, packer, a stranger and another desk's owner × every command and button, in a
+private chat and in a group, through `ozonbot run` and the fake Bot API. Button data is the real signed data
+the bot makes (so a refusal is authorisation, not a bad signature); forged data and another seller's number
+typed by hand are refused too. Each cell checks the answer and the effect in the database and at Ozon."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr
+
+from services.actions import ActionCodec
+from services.security import SecretBox
+from services.storage.models import Invite, Member, PendingInput, Posting
+from tests.conftest import API_KEY, CLIENT_ID, running_bot
+from tests.fakes.telegram import DEFAULT_TOKEN
+
+OWNER, PACKER, STRANGER, OUTSIDER = 1001, 1002, 6666, 2001
+ROLES = {"owner": OWNER, "packer": PACKER, "stranger": STRANGER, "outsider": OUTSIDER}
+DESK = {"owner", "packer"}
+GROUP = -100777
+OTHER_CLIENT, OTHER_KEY = "515151", "other-seller-key-987654"
+REFUSED = "not for you"
+# verb -> (stage the posting is put in, what happens when the press is allowed)
+BUTTONS = {"c": "new", "x": "courier", "p": "courier", "w": "packed", "y": "packed", "l": "packed", "o": "new"}
+# a group chat is limited to 20 messages a minute (PTB's rate limiter waits): fewer cells there
+GROUP_BUTTONS = ("c", "x", "p", "o")
+# command -> roles allowed to act with it (the others get a refusal and cause nothing)
+COMMANDS = {"start": set(ROLES), "help": set(ROLES), "lang": set(ROLES), "orders": DESK, "status": DESK,
+            "settings": DESK, "invite": {"owner"}}
+
+
+@pytest.fixture
+async def desk(make_settings, sandbox, fake_tg):
+    sandbox.add_seller(OTHER_CLIENT, OTHER_KEY)
+    settings = make_settings(telegram_token=SecretStr(DEFAULT_TOKEN), telegram_api_url=f"{fake_tg.base_url}/bot",
+                             telegram_file_url=f"{fake_tg.base_url}/file/bot", ozon_api_url=sandbox.base_url,
+                             poll_interval=1)
+    async with running_bot(settings):
+        tg = fake_tg
+        for uid in ROLES.values():
+            tg.push_message(uid, "/lang en", language_code="en")
+            await tg.wait_for_message(uid, "Language set")
+        tg.push_message(OWNER, f"/connect {CLIENT_ID} {API_KEY}", language_code="en")
+        await tg.wait_for_message(OWNER, "Connected", timeout=10)
+        tg.push_message(OUTSIDER, f"/connect {OTHER_CLIENT} {OTHER_KEY}", language_code="en")
+        await tg.wait_for_message(OUTSIDER, "Connected", timeout=10)
+        tg.push_message(OWNER, "/invite", language_code="en")
+        code = (await tg.wait_for_message(OWNER, "One-time code")).text.split(": ")[1].split()[0]
+        tg.push_message(PACKER, f"/join {code}", language_code="en")
+        await tg.wait_for_message(PACKER, "You are on the desk")
+        yield settings
+
+
+async def _add_group(tg) -> None:
+    """The owner connects the desk in a group too: alerts go there, and members act from there."""
+    tg.push_message(OWNER, f"/connect {CLIENT_ID} {API_KEY}", chat_id=GROUP, chat_type="group")
+    await tg.wait_for_message(GROUP, "Connected", timeout=10)
+
+
+async def _answer(tg, chat_id: int, command: str) -> str:
+    """The bot's next message in the chat that answers the command (a new-order alert may land in between)."""
+    last = max([m.message_id for m in tg.messages(chat_id)], default=0)
+    while True:
+        message = await tg.wait_for_message(chat_id, after=last, timeout=10)
+        if not (message.text or "").startswith("🆕"):
+            return message.text or ""
+        last = message.message_id
+
+
+@pytest.mark.parametrize("chat", ["private", "group"])
+async def test_commands_matrix(desk, sandbox, fake_tg, chat):
+    if chat == "group":
+        await _add_group(fake_tg)
+    (mine,) = sandbox.generate_orders(CLIENT_ID, 1, flows=["aggregator"])
+    (theirs,) = sandbox.generate_orders(OTHER_CLIENT, 1, flows=["aggregator"])
+    await fake_tg.wait_for(lambda: Posting.filter(posting_number=mine["posting_number"]).exists(), timeout=10)
+    wrong = []
+    for role, uid in ROLES.items():
+        for command, allowed_roles in COMMANDS.items():
+            if chat == "group" and command in ("start", "help", "lang"):
+                continue  # allowed to all, and a group may only get 20 messages a minute
+            text = {"status": f"/status {mine['posting_number']}", "lang": "/lang en"}.get(command, f"/{command}")
+            where = {"chat_id": GROUP, "chat_type": "group"} if chat == "group" else {}
+            invites = await Invite.filter(seller__client_id=CLIENT_ID).count()  # the outsider may invite to B
+            fake_tg.push_message(uid, text, language_code="en", **where)
+            reply = await _answer(fake_tg, GROUP if chat == "group" else uid, command)
+            invited = await Invite.filter(seller__client_id=CLIENT_ID).count() > invites
+            acted = invited if command == "invite" else _acted(command, reply, mine["posting_number"])
+            if acted != (role in allowed_roles):
+                wrong.append((role, chat, command, reply[:80]))
+    # another seller's posting typed by hand, or asked with /status: nothing about it is told
+    for text in (theirs["posting_number"], f"/status {theirs['posting_number']}"):
+        fake_tg.push_message(OWNER, text, language_code="en")
+        reply = await _answer(fake_tg, OWNER, text)
+        if "No order" not in reply or "Status:" in reply:
+            wrong.append(("owner", "private", text, reply[:80]))
+    assert not wrong, "cells that disagree with the matrix:\n" + "\n".join(map(str, wrong))
+
+
+def _acted(command: str, reply: str, number: str) -> bool:
+    """Did the command do its job (as opposed to refusing)? Judged by what only a desk member may see."""
+    if command == "orders":
+        return number in reply
+    if command == "status":
+        return "Status:" in reply and number in reply
+    if command == "settings":
+        return f"Settings of seller {CLIENT_ID}" in reply
+    return bool(reply) and REFUSED not in reply
+
+
+@pytest.mark.parametrize("chat", ["private", "group"])
+async def test_buttons_matrix(desk, sandbox, fake_tg, chat):
+    codec = ActionCodec(SecretBox(desk.secret_key.get_secret_value()))
+    verbs = BUTTONS if chat == "private" else GROUP_BUTTONS
+    if chat == "group":
+        await _add_group(fake_tg)
+    cells = [(role, verb) for role in ROLES for verb in verbs]
+    made = sandbox.generate_orders(CLIENT_ID, len(cells), flows=["aggregator"])
+    numbers = [p["posting_number"] for p in made]
+    await fake_tg.wait_for(lambda: _count(numbers), timeout=15)
+    owner = await Member.get(external_id=str(OWNER))
+    wrong = []
+    for (role, verb), number in zip(cells, numbers, strict=True):
+        posting = await _stage(sandbox, number, BUTTONS[verb])
+        uid = ROLES[role]
+        presser = await Member.get_or_none(external_id=str(uid), seller_id=posting.seller_id)
+        if verb == "y":  # a waybill awaiting confirmation: the presser's own, or the owner's for outsiders
+            await PendingInput.update_or_create(defaults={"posting": posting, "kind": "confirm",
+                                                          "value": "SF1234567890123"}, member=presser or owner)
+        query = _press(fake_tg, chat, uid, codec.encode(verb, posting.id, "sf" if verb == "c" else ""))
+        answer = await fake_tg.wait_for(lambda q=query: fake_tg.callback_answer(q), timeout=30,
+                                        what=f"the answer to {role} pressing {verb} in a {chat} chat")
+        refused = REFUSED in str(answer.get("text")) and answer.get("show_alert") in (True, "true")
+        effect = await _effect(sandbox, fake_tg, verb, posting, uid, chat)
+        allowed = role in DESK
+        if refused == allowed or effect != allowed:
+            wrong.append((role, chat, verb, answer.get("text"), f"effect={effect}"))
+    forged = codec.encode("p", posting.id)[:-3] + "AAA"
+    answer_id = _press(fake_tg, chat, OWNER, forged)
+    answer = await fake_tg.wait_for(lambda: fake_tg.callback_answer(answer_id), timeout=10)
+    assert REFUSED in answer["text"], answer
+    assert not wrong, "cells that disagree with the matrix:\n" + "\n".join(map(str, wrong))
+
+
+async def _count(numbers: list[str]) -> bool:
+    return await Posting.filter(posting_number__in=numbers).count() == len(numbers)
+
+
+async def _stage(sandbox, number: str, stage: str) -> Posting:
+    fields = {"new": {}, "courier": {"stage": "courier", "courier": "sf"},
+              "packed": {"stage": "packed", "courier": "sf", "label_state": "failed"}}[stage]
+    if stage == "packed":
+        sandbox.set_status(CLIENT_ID, number, "awaiting_deliver")
+        fields["status"] = "awaiting_deliver"
+    if fields:
+        await Posting.filter(posting_number=number).update(**fields)
+    return await Posting.get(posting_number=number)
+
+
+def _press(tg, chat: str, uid: int, data: str) -> str:
+    if chat == "group":
+        return tg.push_callback(uid, tg.messages(GROUP)[-1].message_id, data, chat_id=GROUP, chat_type="group")
+    return tg.push_callback(uid, tg.messages(uid)[-1].message_id, data)
+
+
+async def _effect(sandbox, tg, verb: str, before: Posting, uid: int, chat: str) -> bool:
+    """Whether the press changed anything: the database, Ozon, or a message only a member may get."""
+    now = await Posting.get(id=before.id)
+    number = before.posting_number
+    if verb == "c":
+        return now.stage == "courier"
+    if verb == "x":
+        return now.stage == "new"
+    if verb == "p":
+        return any(c.body.get("posting_number") == number for c in sandbox.calls_to("/v4/posting/fbs/ship"))
+    if verb == "w":
+        return await PendingInput.filter(posting_id=before.id, kind="waybill").exists()
+    if verb == "y":
+        return now.waybill is not None
+    if verb == "l":
+        return any(number in str(c.params.get("caption")) for c in tg.calls_of("sendDocument", ok=True))
+    cards = sum(1 for c in tg.calls_of("sendMessage", ok=True)
+                if f"New order {number}" in str(c.params.get("text")) and str(c.params.get("chat_id")) == str(uid))
+    return cards >= (2 if uid in (OWNER, PACKER) else 1)  # members had the alert already; open sends another
