@@ -46,6 +46,11 @@ def in_quiet_hours(quiet: str, zone: str, now: datetime) -> bool:
     return start <= local < end if start < end else (local >= start or local < end)
 
 
+class DeliveryDeferred(Exception):
+    """A channel's own send limit is reached: try again later, without counting it as a failed attempt,
+    and without making every other delivery wait behind it."""
+
+
 class Notifier:
     def __init__(self, *, catalogs: Catalogs, cards: CardRenderer, clock: Callable[[], datetime],
                  lease: Lease | None = None):
@@ -192,6 +197,10 @@ class Notifier:
         note.attempts += 1
         try:
             ref = await self.send(member, view)
+        except DeliveryDeferred:
+            await Notification.filter(id=note.id).update(state="failed", error="deferred: channel send limit",
+                                                         claimed_by=None)
+            return None
         except Exception as exc:  # a channel failure must not stop the desk's other members
             log.warning("delivery to member %s failed: %s", member.id, type(exc).__name__)
             await Notification.filter(id=note.id).update(state="failed", error=str(exc)[:500], attempts=note.attempts,

@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestServer
 from bot.app import build_services
 from handlers.wechat.api import SlidingWindow, WechatApiError, WechatHttp
 from handlers.wechat.work import WecomChannel
+from services.notify import DeliveryDeferred
 from services.storage import db
 from services.storage.models import InboundCallback, Member, WecomApp
 from services.views import View
@@ -144,10 +145,14 @@ async def test_per_member_limit_is_respected(make_settings, sandbox, fake_wecom)
         fake_wecom.member_period = 1.0
         member = await channel.join(app, "u1")
         started = time.monotonic()
-        for i in range(12):
-            await channel.send(member, View(text=f"message {i}"))
+        for i in range(12):  # replies to someone who acted wait for a slot
+            await channel.send(member, View(text=f"message {i}"), wait=True)
         assert time.monotonic() - started >= 2.0  # 12 at 5 a second needs two waits
         assert len(fake_wecom.texts_to("u1")) == 12
+        with pytest.raises(DeliveryDeferred):  # the notifier's sends never wait: they are retried later
+            for i in range(6):
+                await channel.send(member, View(text=f"alert {i}"))
+        assert len(fake_wecom.texts_to("u1")) <= 17
         await channel.close()
     finally:
         await services.stop()

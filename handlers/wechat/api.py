@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from services.notify import DeliveryDeferred
+
 log = logging.getLogger(__name__)
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})  # invalid credential, invalid token, expired token
 BUSY_ERRORS = frozenset({-1, 45009, 45011})  # system busy, api frequency / daily quota
@@ -59,7 +61,9 @@ class SlidingWindow:
         self._sent: dict[str, deque[float]] = defaultdict(deque)
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
-    async def acquire(self, key: str) -> None:
+    async def acquire(self, key: str, *, wait: bool = True) -> None:
+        """Takes a slot; without `wait`, a full window raises DeliveryDeferred at once, so the notifier
+        (which delivers to every desk in turn) moves on and retries this one later."""
         async with self._locks[key]:
             sent = self._sent[key]
             while True:
@@ -69,6 +73,8 @@ class SlidingWindow:
                 if len(sent) < self.limit:
                     sent.append(now)
                     return
+                if not wait:
+                    raise DeliveryDeferred(f"send limit of {self.limit} per {self.period:.0f}s reached")
                 await asyncio.sleep(sent[0] + self.period - now + 0.001)
 
 

@@ -30,7 +30,7 @@ class RobotSender:
         self.s.redactor.add(key)
         tr = self.s.notifier.translator(member, await Seller.get(id=member.seller_id))
         content = render.robot_markdown(tr, view, self._link(member, view))
-        await self.limiter.acquire(key)
+        await self.limiter.acquire(key, wait=False)  # a full minute defers the alert, it never blocks others
         base = self.s.settings.wecom_api_url.rstrip("/")
         await self.http.post_plain(f"{base}/cgi-bin/webhook/send?key={key}", "webhook/send",
                                    {"msgtype": "markdown", "markdown": {"content": content}})

@@ -164,7 +164,7 @@ class WecomChannel(WecomSender):
     async def _reply(self, member: Member, views: list[View]) -> None:
         for view in views:
             try:
-                await self.send(member, view)
+                await self.send(member, view, wait=True)  # they just acted: worth a short wait for a slot
             except WechatApiError as exc:
                 log.warning("reply to WeCom member %s failed: %s", member.id, exc.errcode)
 

@@ -61,18 +61,19 @@ class WecomSender:
         return await self.http.call(self.auth(creds), path, **kwargs)
 
     # ---- ChannelSender -------------------------------------------------------------------------
-    async def send(self, member: Member, view: View) -> str | None:
+    async def send(self, member: Member, view: View, *, wait: bool = False) -> str | None:
+        """`wait` for a free send slot (a reply to someone who just acted); the notifier does not wait."""
         app, creds = await self._app_of(member)
         if view.attachment is not None:
-            await self._send_file(creds, member, view)
+            await self._send_file(creds, member, view)  # labels come from a background task: it may wait
             return None
         if not view.buttons:
-            answer = await self._message(creds, member, render.text_message(view))
+            answer = await self._message(creds, member, render.text_message(view), wait=wait)
             return f"text:{answer.get('msgid', '')}"
         tr = await self._tr(member)
         task_id = render.new_task_id()
         card = render.template_card(tr, view, task_id, courier_choice=self._is_courier_choice(view))
-        answer = await self._message(creds, member, {"msgtype": "template_card", "template_card": card})
+        answer = await self._message(creds, member, {"msgtype": "template_card", "template_card": card}, wait=wait)
         await WecomCard.create(app=app, member=member, posting_id=self._posting_id(view), task_id=task_id,
                                response_code=answer.get("response_code"))
         return task_id
@@ -129,8 +130,8 @@ class WecomSender:
         return updated
 
     # ---- plumbing ------------------------------------------------------------------------------
-    async def _message(self, creds: WecomCredentials, member: Member, message: dict) -> dict:
-        await self.limiter.acquire(f"{creds.corp_id}:{creds.agent_id}:{member.chat_id}")
+    async def _message(self, creds: WecomCredentials, member: Member, message: dict, *, wait: bool = True) -> dict:
+        await self.limiter.acquire(f"{creds.corp_id}:{creds.agent_id}:{member.chat_id}", wait=wait)
         body = {"touser": member.chat_id, "agentid": creds.agent_id, **message}
         answer = await self.call(creds, "message/send", json=body)
         if answer.get("invaliduser"):
