@@ -111,7 +111,7 @@ class ActionPage:
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/a/{token}", self.show), web.post("/a/{token}/press", self.press),
                 web.post("/a/{token}/waybill", self.waybill), web.post("/a/{token}/photo", self.photo),
-                web.post("/a/{token}/lang", self.language)]
+                web.post("/a/{token}/lang", self.language), web.get("/a/{token}/label", self.label)]
 
     # ---- routes --------------------------------------------------------------------------------
     async def show(self, request: web.Request) -> web.Response:
@@ -126,6 +126,8 @@ class ActionPage:
         body = [self._nav(visit), self._flash_html(visit, flash),
                 f'<div class="card"><p class="text">{esc(view.text)}</p>{self._rows(visit, view)}</div>']
         if visit.posting is not None and visit.posting.stage in WAYBILL_STAGES:
+            label = visit.tr.gettext("🏷 Download the label (PDF)")
+            body.append(f'<p><a class="btn" href="{esc(visit.token)}/label">{esc(label)}</a></p>')
             body.append(self._entry(visit))
         return _page(visit.tr, title, "".join(body))
 
@@ -155,6 +157,17 @@ class ActionPage:
         if answer is None:
             answer = await self.s.shipping.submit_photo(visit.member, fields.get("photo", b"")) or Answer()
         raise self._back(visit, answer)
+
+    async def label(self, request: web.Request) -> web.Response:
+        """The Ozon label as a PDF: the way to it for members whose chat cannot carry files (Official Account)."""
+        visit = await self._visit(request)
+        pdf = await self.s.shipping.label_pdf(visit.member, visit.posting.id) if visit.posting else None
+        if pdf is None:
+            raise self._back(visit, Answer(toast=visit.tr.gettext(
+                "Ozon has not prepared the label yet. Try again in a minute.")))
+        name = f"label-{visit.posting.posting_number}.pdf"
+        return web.Response(body=pdf, content_type="application/pdf", headers={
+            **HEADERS, "Content-Disposition": f'attachment; filename="{name}"'})
 
     async def language(self, request: web.Request) -> web.Response:
         visit, form = await self._posted_form(request)

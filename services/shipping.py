@@ -18,7 +18,7 @@ from services.ozon.gateway import OzonGateway
 from services.ozon.models import Posting as OzonPosting
 from services.storage.models import AlertMessage, Intent, Member, Posting, Seller
 from services.tracking import TrackingSteps
-from services.views import Answer, Attachment, View
+from services.views import Answer, Attachment, Button, View
 
 log = logging.getLogger(__name__)
 
@@ -246,8 +246,11 @@ class Shipping(TrackingSteps):
             return False
         if member is not None:
             tr = self._tr(member)
+            # the button names the posting: a channel that cannot carry files (the Official Account) sends
+            # its link instead, and the card's page offers the label for download
             view = View(text=tr.gettext("🏷 Ozon label for {number}").format(number=posting.posting_number),
-                        attachment=Attachment(f"label-{posting.posting_number}.pdf", pdf))
+                        attachment=Attachment(f"label-{posting.posting_number}.pdf", pdf),
+                        buttons=((Button(tr.gettext("Open the order card"), self._notifier.cards.action("o", posting)),),))
             try:
                 await self._notifier.send(member, view)
             except Exception as exc:  # the chat refused the file: not delivered, the retry job tries again
@@ -261,6 +264,19 @@ class Shipping(TrackingSteps):
             state="done", last_error=None, claimed_by=None)
         await self._refresh(posting_id)
         return True
+
+    async def label_pdf(self, member: Member | None, posting_id: int) -> bytes | None:
+        """The label as a file for someone on the posting's desk (the action page's download), or None
+        when it is not theirs, not packed yet, or Ozon has not prepared it."""
+        posting = await self.authorize(member, posting_id)
+        if posting is None or posting.stage not in ("packed", "handed_over"):
+            return None
+        posting = await Posting.get(id=posting.id).prefetch_related("seller")
+        try:
+            return await self._fetch_label(self._gateway.for_seller(posting.seller), posting)
+        except OzonError as exc:
+            log.info("label for %s not available: %s", posting.posting_number, exc.token)
+            return None
 
     async def _label_recipient(self, posting: Posting, member_id: int | None) -> Member | None:
         member = await Member.get_or_none(id=member_id) if member_id else None

@@ -320,3 +320,22 @@ async def test_number_goes_to_the_pages_posting_whatever_the_chat_awaited(page_s
             assert "out of date and has been refreshed" in await response.text()
         row = await posting_row(third["posting_number"])
         assert row.waybill is None and row.stage == "new"
+
+
+async def test_label_downloads_from_the_page_once_packed(page_settings, sandbox, http):
+    """Members whose chat cannot carry a file (the Official Account) take the label from the page."""
+    (order,) = sandbox.generate_orders(CLIENT_ID, 1, flows=["non_integrated"])
+    async with serving_page(page_settings) as desk:
+        posting = await posting_row(order["posting_number"])
+        url = desk.url(desk.owner, posting.id)
+        async with http.get(url + "/label") as response:  # not packed yet: back to the page, with a word
+            assert response.status == 200 and "has not prepared the label" in await response.text()
+        await pack(http, url)
+        assert "Download the label (PDF)" in (await get(http, url))[1]
+        async with http.get(url + "/label") as response:
+            assert response.status == 200 and response.content_type == "application/pdf"
+            assert response.headers["Content-Disposition"] == f'attachment; filename="label-{order["posting_number"]}.pdf"'
+            assert (await response.read()).startswith(b"%PDF")
+        other = ActionLinks(desk.services.box, "http://x", utcnow).token(desk.owner.id + 999, posting.id)
+        async with http.get(urljoin(url, f"{other}/label")) as response:
+            assert response.status == 403
