@@ -84,14 +84,25 @@ class Phone:
 
     def tap(self, label: str, tag: str = "button") -> None:
         """Taps the control whose text contains `label`, then waits for the page it leads to."""
+        from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
         from selenium.webdriver.common.by import By
         from selenium.webdriver.support import expected_conditions as ec
         from selenium.webdriver.support.ui import WebDriverWait
 
-        control = WebDriverWait(self.driver, WAIT).until(ec.element_to_be_clickable(
-            (By.XPATH, f"//{tag}[contains(normalize-space(.), '{label}')]")))
-        control.click()
-        WebDriverWait(self.driver, WAIT).until(ec.staleness_of(control))
+        for attempt in range(3):  # the page may still be replacing itself after the previous tap
+            try:
+                control = WebDriverWait(self.driver, WAIT).until(ec.element_to_be_clickable(
+                    (By.XPATH, f"//{tag}[contains(normalize-space(.), '{label}')]")))
+                control.click()
+                break
+            except (StaleElementReferenceException, WebDriverException):
+                if attempt == 2:
+                    raise
+        try:
+            WebDriverWait(self.driver, WAIT).until(ec.staleness_of(control))
+        except WebDriverException as exc:  # chromium: "node does not belong to the document" = it is gone
+            if "does not belong to the document" not in str(exc):
+                raise
 
     def type_into(self, element_id: str, value: str) -> None:
         from selenium.webdriver.common.by import By

@@ -153,9 +153,13 @@ def alerts_per_chat(tg: FakeBotAPI, numbers: list[str]) -> tuple[Counter, Counte
     plain, marked = Counter(), Counter()
     for call in tg.calls_of("sendMessage", ok=True):
         text = str(call.params.get("text") or "")
+        resent = text.startswith(RESENT_MARKER)
+        lines = text.split("\n")
+        header = lines[1] if resent and len(lines) > 1 else lines[0]
         for number in numbers:
-            if f"New order {number}" in text:
-                target = marked if text.startswith(RESENT_MARKER) else plain
+            # a card delivered late shows the posting as it is then: packed or cancelled meanwhile
+            if header in (f"🆕 New order {number}", f"📦 Order {number}", f"❌ CANCELLED, stop packing: {number}"):
+                target = marked if resent else plain
                 target[(int(call.params["chat_id"]), number)] += 1
     return plain, marked
 
