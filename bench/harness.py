@@ -36,6 +36,7 @@ class Database:
 
     async def fresh(self, tag: str) -> str:
         """An empty, migrated database for one scenario run."""
+        _forget_cached_sql()
         if self.kind == "sqlite":
             path = Path(tempfile.mkdtemp(prefix=f"ozonbot-bench-{tag}-")) / "bench.sqlite3"
             url = f"sqlite://{path}"
@@ -44,6 +45,14 @@ class Database:
             await _reset_postgres(url)
         await db.migrate(url)
         return url
+
+
+def _forget_cached_sql() -> None:
+    """Tortoise caches each model's INSERT/DELETE SQL by connection name, not by dialect: a process that
+    moves from SQLite to PostgreSQL would send `?` placeholders to PostgreSQL. The bench does move."""
+    from tortoise.backends.base.executor import EXECUTOR_CACHE
+
+    EXECUTOR_CACHE.clear()
 
 
 def pick_databases(choice: str | None) -> list[Database]:

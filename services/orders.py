@@ -152,7 +152,8 @@ def _stage_after(row: Posting | None, status: str) -> str:
     return stage
 
 
-async def _upsert(conn, seller: Seller, row: Posting | None, remote: OzonPosting) -> Posting:
+def posting_fields(seller: Seller, row: Posting | None, remote: OzonPosting) -> dict:
+    """The stored columns of a posting after `remote` was read (a new row gets the seller's default courier)."""
     fields = {
         "order_number": remote.order_number or remote.posting_number.rsplit("-", 1)[0],
         "status": remote.status or (row.status if row else ""),
@@ -163,9 +164,14 @@ async def _upsert(conn, seller: Seller, row: Posting | None, remote: OzonPosting
         "snapshot": _merge_snapshot(row, remote),
         "stage": _stage_after(row, remote.status or ""),
     }
+    if row is None and seller.default_courier and fields["stage"] == "new":
+        fields.update(courier=seller.default_courier, stage="courier")  # the seller skips the courier step
+    return fields
+
+
+async def _upsert(conn, seller: Seller, row: Posting | None, remote: OzonPosting) -> Posting:
+    fields = posting_fields(seller, row, remote)
     if row is None:
-        if seller.default_courier and fields["stage"] == "new":
-            fields.update(courier=seller.default_courier, stage="courier")  # the seller skips the courier step
         return await Posting.create(seller=seller, posting_number=remote.posting_number, using_db=conn, **fields)
     for name, value in fields.items():
         setattr(row, name, value)
