@@ -35,6 +35,8 @@ class PollReport:
     postings: int = 0
     events: int = 0
     rechecked: int = 0
+    fingerprint: str | None = None
+    unchanged: bool = False
 
 
 class OrderSync:
@@ -76,10 +78,15 @@ class OrderSync:
             log.debug("concurrent ingest of %s", remote.posting_number)
             return 0
 
-    async def poll(self, seller: Seller) -> PollReport:
-        """One reconciliation pass: every page of the unfulfilled list, plus postings that left it."""
+    async def poll(self, seller: Seller, fingerprint: str | None = None) -> PollReport:
+        """One reconciliation pass: every page of the unfulfilled list, plus postings that left it.
+
+        `fingerprint` is the report's fingerprint from the last poll: when Ozon's pages are the same bytes
+        the pass ends after the read, since that read was ingested in full and left nothing unchecked."""
         client = self._gateway.for_seller(seller)
-        seen: list[OzonPosting] = [p async for p in client.iter_unfulfilled()]
+        read_fingerprint, seen = await client.unfulfilled_fingerprinted(fingerprint)
+        if seen is None:
+            return PollReport(fingerprint=read_fingerprint, unchanged=True)
         report = PollReport(postings=len(seen))
         report.events = await self.ingest(seller, seen)
         numbers = {p.posting_number for p in seen}
@@ -93,6 +100,8 @@ class OrderSync:
                 continue
             report.rechecked += 1
             report.events += await self.ingest(seller, [fresh])
+        if not vanished:  # the pages explain every open posting we hold: safe to skip while they stay the same
+            report.fingerprint = read_fingerprint
         return report
 
     async def handle_push(self, seller: Seller, payload: dict) -> None:

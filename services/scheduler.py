@@ -60,7 +60,7 @@ class Duties:
         async with self._gate:
             state.last_poll_at = self._clock()
             try:
-                await self._sync.poll(seller)
+                report = await self._sync.poll(seller, state.fingerprint)
             except OzonAuthError as exc:
                 await self._key_refused(seller, exc)
                 state.last_error = exc.reason
@@ -72,6 +72,7 @@ class Duties:
                 log.warning("poll of seller %s failed (%s); next in %.0fs", seller.id, exc.token, backoff)
             else:
                 state.consecutive_errors = 0
+                state.fingerprint = report.fingerprint
                 state.last_error = None
                 state.last_success_at = self._clock()
                 jitter = random.uniform(0, self._interval * 0.1)
