@@ -23,6 +23,7 @@ from services.storage.models import Posting
 POSTINGS_PER_SELLER = 20
 LATENCY_S = 0.050
 CYCLES = 3
+SEED_CHUNK = 200
 GOALS = {"cycle_s": 30.0, "rss_mb": 400.0, "requests_per_seller": 1.0}
 
 
@@ -31,21 +32,23 @@ async def run(dbs: list[Database], opts: Options) -> Result:
     result = Result("poll_scale", f"Poll cycle at scale: {POSTINGS_PER_SELLER} open postings per seller, "
                     f"sandbox latency {LATENCY_S * 1000:.0f} ms",
                     ["database", "sellers", "cycle", "cycle_s", "cpu_s", "requests/seller", "max/seller",
-                     "peak_rss_mb"],
+                     "rss_at_start_mb", "peak_rss_mb"],
                     config={"sizes": sizes, "postings_per_seller": POSTINGS_PER_SELLER, "latency_s": LATENCY_S,
                             "cycles": CYCLES})
     bars = {}
     for sellers in sizes:
         async with sandbox_process(sellers, POSTINGS_PER_SELLER) as ozon:
-            snapshots = await _read_all(ozon.base_url, sellers)
-            await ozon.faults(latency=LATENCY_S)
             for database in dbs:
-                cycles = await _measure(database, ozon.base_url, sellers, snapshots)
+                await ozon.faults(latency=0)
+                settings = await _seed(database, ozon.base_url, sellers)
+                await ozon.faults(latency=LATENCY_S)
+                cycles = await _measure(settings, sellers)
                 for c in cycles:
                     result.rows.append({"database": database.kind, "sellers": sellers, "cycle": c["cycle"],
                                         "cycle_s": c["seconds"], "cpu_s": c["cpu_seconds"],
                                         "requests/seller": c["requests_per_seller"],
-                                        "max/seller": c["max_requests_one_seller"], "peak_rss_mb": c["peak_rss_mb"]})
+                                        "max/seller": c["max_requests_one_seller"],
+                                        "rss_at_start_mb": c["rss_at_start_mb"], "peak_rss_mb": c["peak_rss_mb"]})
                 steady = cycles[-1]
                 bars[f"{database.kind} {sellers}"] = steady["seconds"]
                 if sellers == max(sizes):
@@ -65,53 +68,36 @@ async def run(dbs: list[Database], opts: Options) -> Result:
     return result
 
 
-async def _read_all(ozon_url: str, sellers: int) -> dict[int, list[OzonPosting]]:
-    """Every seller's open postings, read like the poll reads them (setup for the database seed)."""
-    gateway = OzonGateway(base_url=ozon_url, box=SecretBox(_fernet_key()))
-    await gateway.start()
-    gate = asyncio.Semaphore(50)
-
-    async def read(index: int) -> tuple[int, list[OzonPosting]]:
-        async with gate:
-            client = gateway.client(client_id(index), api_key(index))
-            return index, [p async for p in client.iter_unfulfilled()]
-
-    try:
-        return dict(await asyncio.gather(*(read(i) for i in range(sellers))))
-    finally:
-        await gateway.close()
-
-
-def _fernet_key() -> str:
-    from cryptography.fernet import Fernet
-
-    return Fernet.generate_key().decode()
-
-
-async def _seed(database: Database, ozon_url: str, sellers: int, snapshots: dict[int, list[OzonPosting]]):
+async def _seed(database: Database, ozon_url: str, sellers: int):
+    """Sellers, and their open postings read like the poll reads them and stored like ingest stores
+    them, streamed in chunks so the bench never holds every parsed posting at once (setup, not measured)."""
     url = await database.fresh(f"scale{sellers}")
     settings = bench_settings(url, ozon_url=ozon_url)
+    gateway = OzonGateway(base_url=ozon_url, box=SecretBox(settings.secret_key.get_secret_value()))
+    await gateway.start()
     await db.connect(url, apply_migrations=False)
     try:
         rows = await seed_sellers(settings, sellers, desks=False)
-        batch: list[Posting] = []
-        for index, postings in snapshots.items():
-            seller = rows[index]
-            for remote in postings:
-                batch.append(Posting(seller_id=seller.id, posting_number=remote.posting_number,
-                                     **posting_fields(seller, None, remote)))
-            if len(batch) >= BULK:
-                await Posting.bulk_create(batch)
-                batch = []
-        if batch:
-            await Posting.bulk_create(batch)
+        for start in range(0, sellers, SEED_CHUNK):
+            chunk = range(start, min(sellers, start + SEED_CHUNK))
+            read = await asyncio.gather(*(_read(gateway, i) for i in chunk))
+            batch = [Posting(seller_id=rows[i].id, posting_number=remote.posting_number,
+                             **posting_fields(rows[i], None, remote)) for i, postings in read for remote in postings]
+            for offset in range(0, len(batch), BULK):
+                await Posting.bulk_create(batch[offset:offset + BULK])
     finally:
         await db.close()
+        await gateway.close()
     return settings
 
 
-async def _measure(database: Database, ozon_url: str, sellers: int, snapshots) -> list[dict]:
-    settings = await _seed(database, ozon_url, sellers, snapshots)
+async def _read(gateway: OzonGateway, index: int) -> tuple[int, list[OzonPosting]]:
+    client = gateway.client(client_id(index), api_key(index))
+    return index, [p async for p in client.iter_unfulfilled()]
+
+
+async def _measure(settings, sellers: int) -> list[dict]:
+    ozon_url = settings.ozon_api_url
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.scale_worker", "--db", settings.db_url,
         "--secret", settings.secret_key.get_secret_value(), "--ozon", ozon_url, "--sellers", str(sellers),

@@ -10,6 +10,7 @@ import json
 import resource
 import time
 from collections import Counter
+from pathlib import Path
 
 import aiohttp
 from pydantic import SecretStr
@@ -22,6 +23,14 @@ from services.storage.models import PollState
 def _cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def _peak_rss_mb() -> float:
+    """VmHWM, this process's own high-water mark: ru_maxrss would carry the forking parent's across exec."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 async def _calls(session: aiohttp.ClientSession, ozon: str) -> list[dict]:
@@ -39,6 +48,7 @@ async def measure(args: argparse.Namespace) -> None:
                         ozon_api_url=args.ozon, poll_interval=args.interval, log_level="ERROR")
     services = build_services(settings)
     await services.start(schedule=False)
+    started_rss = _peak_rss_mb()
     try:
         async with aiohttp.ClientSession() as session:
             for cycle in range(1, args.cycles + 1):
@@ -56,7 +66,7 @@ async def measure(args: argparse.Namespace) -> None:
                     "sellers_polled": len(per_seller),
                     "paths": dict(Counter(c["path"] for c in calls)),
                     "failed": sum(1 for c in calls if c["status"] != 200),
-                    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                    "peak_rss_mb": _peak_rss_mb(), "rss_at_start_mb": started_rss,
                 }), flush=True)
     finally:
         await services.stop()
