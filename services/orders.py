@@ -13,7 +13,7 @@ from tortoise.transactions import in_transaction
 from services.ozon.errors import OzonError
 from services.ozon.gateway import OzonGateway
 from services.ozon.models import Posting as OzonPosting
-from services.storage.models import Event, Posting, Seller
+from services.storage.models import Event, Intent, Posting, Seller
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,17 @@ UNPACKED_STATUSES = frozenset({"awaiting_packaging", "awaiting_approve", "awaiti
 PUSH_TYPES = frozenset({"TYPE_NEW_POSTING", "TYPE_STATE_CHANGED", "TYPE_POSTING_CANCELLED",
                         "TYPE_CUTOFF_DATE_CHANGED", "TYPE_DELIVERY_DATE_CHANGED"})
 VANISHED_CHECKS_PER_POLL = 20
+# push `new_state` → Seller API status, for the states after packing (reference §2.4); posting_created is
+# left out on purpose: under it hides ship_failed, which only a read reveals
+PUSH_STATE_STATUS = {
+    "posting_awaiting_registration": "awaiting_registration",
+    **dict.fromkeys(("posting_transferring_to_delivery", "posting_in_carriage", "posting_not_in_carriage"),
+                    "awaiting_deliver"),
+    **dict.fromkeys(("posting_on_way_to_city", "posting_transferred_to_courier_service", "posting_in_courier_service",
+                     "posting_on_way_to_pickup_point", "posting_in_pickup_point",
+                     "posting_conditionally_delivered"), "delivering"),
+    **dict.fromkeys(("posting_delivered", "posting_received"), "delivered"),
+}
 KNOWN_ROWS_CHUNK = 500
 
 
@@ -110,6 +121,8 @@ class OrderSync:
         number = payload.get("posting_number")
         if kind not in PUSH_TYPES or not isinstance(number, str) or not number:
             return
+        if kind == "TYPE_STATE_CHANGED" and await _already_known(seller, number, payload.get("new_state")):
+            return  # the state we moved it to ourselves and confirmed: re-reading it would tell us nothing
         try:
             posting = await self._gateway.for_seller(seller).get_posting(number)
         except OzonError as exc:
@@ -118,6 +131,17 @@ class OrderSync:
             if posting is None:
                 return
         await self.ingest(seller, [posting])
+
+
+async def _already_known(seller: Seller, number: str, state) -> bool:
+    status = PUSH_STATE_STATUS.get(state) if isinstance(state, str) else None
+    if status is None:
+        return False
+    row = await Posting.filter(seller=seller, posting_number=number).only("id", "status").first()
+    if row is None:
+        return False
+    # a move of ours still in flight reads the posting back itself when it completes
+    return row.status == status or await Intent.filter(posting_id=row.id, state="pending").exists()
 
 
 def posting_from_push(payload: dict) -> OzonPosting | None:
