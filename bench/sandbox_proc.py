@@ -45,8 +45,10 @@ class SandboxControl:
         async with self._session.get(f"{self.base_url}/__sandbox__/{path}", params=params) as resp:
             return await resp.json()
 
-    async def orders(self, index: int, count: int = 1, flows: list[str] | None = None) -> list[dict]:
-        return await self._post("orders", {"client_id": client_id(index), "count": count, "flows": flows})
+    async def orders(self, index: int, count: int = 1, flows: list[str] | None = None,
+                     due_in: float | None = None) -> list[dict]:
+        return await self._post("orders", {"client_id": client_id(index), "count": count, "flows": flows,
+                                           "due_in_seconds": due_in})
 
     async def push_url(self, index: int, url: str | None) -> None:
         await self._post("push_url", {"client_id": client_id(index), "url": url})

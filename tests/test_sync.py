@@ -233,3 +233,19 @@ async def test_an_unchanged_list_costs_one_request_and_no_parse_and_a_change_is_
     assert await Posting.filter(posting_number=number).exists()
     assert await Event.filter(kind="cancelled").count() == 1
     assert [text for _, text in channel.sent].count(f"🆕 New order {number}") == 1
+
+
+async def test_a_state_push_we_already_hold_costs_no_ozon_read_and_a_new_state_does(services, sandbox):
+    (posting,) = sandbox.generate_orders(CLIENT_ID, 1, flows=["non_integrated"])
+    number = posting["posting_number"]
+    services.notifier.register(RecordingChannel())
+    seller = await _desk(services, members=1)
+    await services.sync.poll(seller)
+    await Posting.filter(posting_number=number).update(status="awaiting_deliver")  # as after our own ship
+    sandbox.calls.clear()
+
+    push = {"message_type": "TYPE_STATE_CHANGED", "posting_number": number}
+    await services.sync.handle_push(seller, {**push, "new_state": "posting_transferring_to_delivery"})
+    assert sandbox.calls == []
+    await services.sync.handle_push(seller, {**push, "new_state": "posting_created"})  # may hide ship_failed
+    assert [c.path for c in sandbox.calls] == ["/v3/posting/fbs/get"]
