@@ -106,7 +106,7 @@ def bench_settings(db_url: str, *, ozon_url: str, telegram_url: str | None = Non
     values = dict(data_dir=Path(tempfile.mkdtemp(prefix="ozonbot-bench-data-")), database_url=db_url,
                   secret_key=SecretStr(secret or Fernet.generate_key().decode()), http_port=free_port(),
                   ozon_api_url=ozon_url, poll_interval=3600, quiet_hours="off", label_delay=0.5,
-                  log_level="ERROR")
+                  log_level="CRITICAL")  # stop-time cancellations of running jobs are noise here
     if telegram_url:
         from bot.telegram_fake import DEFAULT_TOKEN
 

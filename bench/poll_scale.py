@@ -6,8 +6,15 @@ that reports wall time, CPU seconds, Ozon requests per seller and peak RSS."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import os
 import sys
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+from cryptography.fernet import Fernet
 
 from bench.harness import BULK, Database, bench_settings, seed_sellers
 from bench.options import Options
@@ -18,7 +25,7 @@ from services.ozon.gateway import OzonGateway
 from services.ozon.models import Posting as OzonPosting
 from services.security import SecretBox
 from services.storage import db
-from services.storage.models import PollState, Posting
+from services.storage.models import PollState, Posting, Seller
 
 POSTINGS_PER_SELLER = 20
 LATENCY_S = 0.050
@@ -41,9 +48,14 @@ async def run(dbs: list[Database], opts: Options) -> Result:
     bars = {}
     for sellers in sizes:
         async with sandbox_process(sellers, POSTINGS_PER_SELLER) as ozon:
+            source = SeedSource(ozon.base_url, sellers)
             for database in dbs:
                 await ozon.faults(latency=0)
-                settings = await _seed(database, ozon.base_url, sellers, warm=sellers > COLD_MAX)
+                try:
+                    settings = await _seed(database, source, warm=sellers > COLD_MAX)
+                finally:
+                    if database is dbs[-1]:
+                        source.remove()
                 await ozon.faults(latency=LATENCY_S)
                 cycles = await _measure(settings, sellers)
                 for c in cycles:
@@ -73,31 +85,74 @@ async def run(dbs: list[Database], opts: Options) -> Result:
     return result
 
 
-async def _seed(database: Database, ozon_url: str, sellers: int, *, warm: bool):
-    """Sellers, and their open postings read like the poll reads them and stored like ingest stores
-    them, streamed in chunks so the bench never holds every parsed posting at once (setup, not measured).
-    `warm` also stores each seller's page fingerprint: the state a running process is in after its first
-    cycle, so the run measures steady cycles only."""
-    url = await database.fresh(f"scale{sellers}")
-    settings = bench_settings(url, ozon_url=ozon_url)
-    gateway = OzonGateway(base_url=ozon_url, box=SecretBox(settings.secret_key.get_secret_value()))
-    await gateway.start()
+class SeedSource:
+    """Every seller's open postings as ingest would store them: read from the sandbox once (the slow part:
+    parsing 200,000 postings), written to a temp file, and replayed from it for the next database."""
+
+    def __init__(self, ozon_url: str, sellers: int):
+        self.ozon_url, self.sellers = ozon_url, sellers
+        handle, name = tempfile.mkstemp(prefix="ozonbot-bench-seed-", suffix=".jsonl")
+        os.close(handle)
+        self.path = Path(name)
+        self.filled = False
+
+    async def chunks(self, sellers: dict[int, Seller]):
+        """Yields lists of (seller index, page fingerprint, [column values of each posting])."""
+        if self.filled:
+            with self.path.open() as fh:
+                items = (_decode(json.loads(line)) for line in fh)
+                while chunk := list(itertools.islice(items, SEED_CHUNK)):
+                    yield chunk
+            return
+        gateway = OzonGateway(base_url=self.ozon_url, box=SecretBox(Fernet.generate_key().decode()))
+        await gateway.start()
+        try:
+            with self.path.open("w") as fh:
+                for start in range(0, self.sellers, SEED_CHUNK):
+                    read = await asyncio.gather(*(_read(gateway, i) for i in
+                                                  range(start, min(self.sellers, start + SEED_CHUNK))))
+                    chunk = [(i, fingerprint, [{"posting_number": p.posting_number,
+                                                **posting_fields(sellers[i], None, p)} for p in postings])
+                             for i, fingerprint, postings in read]
+                    fh.writelines(json.dumps(item, default=_iso) + "\n" for item in chunk)
+                    yield chunk
+        finally:
+            await gateway.close()
+        self.filled = True
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat()
+
+
+def _decode(item: list) -> tuple[int, str, list[dict]]:
+    index, fingerprint, postings = item
+    for fields in postings:
+        if fields.get("shipment_date"):
+            fields["shipment_date"] = datetime.fromisoformat(fields["shipment_date"])
+    return index, fingerprint, postings
+
+
+async def _seed(database: Database, source: SeedSource, *, warm: bool):
+    """Sellers and their postings in bulk (setup, not measured). `warm` also stores each seller's page
+    fingerprint: the state a running process is in after its first cycle, so only steady cycles run."""
+    url = await database.fresh(f"scale{source.sellers}")
+    settings = bench_settings(url, ozon_url=source.ozon_url)
     await db.connect(url, apply_migrations=False)
     try:
-        rows = await seed_sellers(settings, sellers, desks=False)
-        for start in range(0, sellers, SEED_CHUNK):
-            chunk = range(start, min(sellers, start + SEED_CHUNK))
-            read = await asyncio.gather(*(_read(gateway, i) for i in chunk))
-            batch = [Posting(seller_id=rows[i].id, posting_number=remote.posting_number,
-                             **posting_fields(rows[i], None, remote)) for i, _, postings in read for remote in postings]
+        rows = await seed_sellers(settings, source.sellers, desks=False)
+        async for chunk in source.chunks(rows):
+            batch = [Posting(seller_id=rows[i].id, **fields) for i, _, postings in chunk for fields in postings]
             for offset in range(0, len(batch), BULK):
                 await Posting.bulk_create(batch[offset:offset + BULK])
             if warm:
                 await PollState.bulk_create([PollState(seller_id=rows[i].id, fingerprint=fingerprint)
-                                             for i, fingerprint, _ in read])
+                                             for i, fingerprint, _ in chunk])
     finally:
         await db.close()
-        await gateway.close()
     return settings
 
 
