@@ -29,6 +29,11 @@ faults: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# Every benchmark scenario on loopback (SQLite, and PostgreSQL when reachable); results in bench/results/.
+bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/ozonbot bench $(BENCH_ARGS)
+
 # Re-extract strings and merge them into the catalogues after changing user-facing text.
 catalog: $(STAMP)
 	$(BIN)/pybabel extract --no-location -k N_ -o locales/messages.pot bot handlers services

@@ -67,6 +67,18 @@ def _parser() -> argparse.ArgumentParser:
     robot.add_argument("client_id", metavar="seller", help="the seller's Ozon Client-Id")
     robot.add_argument("--key", required=True, help="the robot's webhook URL or its key=… part")
     robot.add_argument("--name", default="", help="a name for the group")
+    bench = sub.add_parser("bench", help="measure alert latency, poll cost at scale, button throughput and Ozon "
+                           "calls on loopback; writes bench/results/")
+    bench.add_argument("--quick", action="store_true", help="smaller sizes, for a first look (about a minute)")
+    bench.add_argument("--scenario", action="append", choices=["push", "poll", "scale", "buttons", "calls"],
+                       help="run only this scenario (repeatable); default: all")
+    bench.add_argument("--sellers", type=int, action="append", help="seller counts for the scale scenario "
+                       "(repeatable); default 1000 and 10000")
+    bench.add_argument("--database", choices=["sqlite", "postgres", "both"],
+                       help="default: SQLite, plus PostgreSQL when OZONBOT_BENCH_DATABASE_URL is set or "
+                       "127.0.0.1:5432 answers (database ozonbot_bench, emptied by the bench)")
+    bench.add_argument("--poll-interval", type=float, default=5.0, help="interval of the poll → alert scenario")
+    bench.add_argument("--out", default="bench/results", help="where results are written")
     return parser
 
 
@@ -77,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return _run(serve(args.host, args.port, args.seed, args.client_id, args.api_key, args.orders,
                           args.label_delay))
+    if args.command == "bench":
+        return _run(_bench(args))
     if args.command == "demo":
         from bot.demo import run_demo
 
@@ -101,6 +115,16 @@ def _run(coro) -> int:
     except InterruptedRotation as exc:
         print(str(exc), file=sys.stderr)
         return 2
+
+
+async def _bench(args) -> int:
+    from pathlib import Path
+
+    from bench.options import Options
+    from bench.runner import run_bench
+
+    opts = Options(quick=args.quick, sellers=args.sellers or [], poll_interval=args.poll_interval, out=Path(args.out))
+    return await run_bench(opts, args.scenario, args.database)
 
 
 async def migrate_command(settings: Settings, args) -> int:

@@ -13,7 +13,7 @@ from tortoise.transactions import in_transaction
 from services.ozon.errors import OzonError, OzonUnavailable
 from services.ozon.gateway import OzonGateway
 from services.ozon.models import Posting as OzonPosting
-from services.storage.models import Event, Posting, Seller
+from services.storage.models import Event, Intent, Posting, Seller
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +24,18 @@ UNPACKED_STATUSES = frozenset({"awaiting_packaging", "awaiting_approve", "awaiti
 PUSH_TYPES = frozenset({"TYPE_NEW_POSTING", "TYPE_STATE_CHANGED", "TYPE_POSTING_CANCELLED",
                         "TYPE_CUTOFF_DATE_CHANGED", "TYPE_DELIVERY_DATE_CHANGED"})
 VANISHED_CHECKS_PER_POLL = 20
+# push `new_state` → Seller API status, for the states after packing (reference §2.4); posting_created is
+# left out on purpose: under it hides ship_failed, which only a read reveals
+PUSH_STATE_STATUS = {
+    "posting_awaiting_registration": "awaiting_registration",
+    **dict.fromkeys(("posting_transferring_to_delivery", "posting_in_carriage", "posting_not_in_carriage"),
+                    "awaiting_deliver"),
+    **dict.fromkeys(("posting_on_way_to_city", "posting_transferred_to_courier_service", "posting_in_courier_service",
+                     "posting_on_way_to_pickup_point", "posting_in_pickup_point",
+                     "posting_conditionally_delivered"), "delivering"),
+    **dict.fromkeys(("posting_delivered", "posting_received"), "delivered"),
+}
+KNOWN_ROWS_CHUNK = 500
 
 
 def utcnow() -> datetime:
@@ -35,6 +47,8 @@ class PollReport:
     postings: int = 0
     events: int = 0
     rechecked: int = 0
+    fingerprint: str | None = None
+    unchanged: bool = False
 
 
 class OrderSync:
@@ -46,10 +60,14 @@ class OrderSync:
 
     async def ingest(self, seller: Seller, postings: Iterable[OzonPosting]) -> int:
         """Upsert every posting and record its events in the same transaction; returns events created."""
+        postings = [p for p in postings if p.posting_number]
+        known = await _known_rows(seller, [p.posting_number for p in postings])
         created = 0
         for posting in postings:
-            if posting.posting_number:
-                created += await self._ingest_one(seller, posting)
+            row = known.get(posting.posting_number)
+            if row is not None and _unchanged(seller, row, posting):
+                continue  # a poll mostly re-reads what we have: no transaction, no write
+            created += await self._ingest_one(seller, posting)
         if created and self._on_events is not None:
             await self._on_events()
         return created
@@ -72,10 +90,15 @@ class OrderSync:
             log.debug("concurrent ingest of %s", remote.posting_number)
             return 0
 
-    async def poll(self, seller: Seller) -> PollReport:
-        """One reconciliation pass: every page of the unfulfilled list, plus postings that left it."""
+    async def poll(self, seller: Seller, fingerprint: str | None = None) -> PollReport:
+        """One reconciliation pass: every page of the unfulfilled list, plus postings that left it.
+
+        `fingerprint` is the report's fingerprint from the last poll: when Ozon's pages are the same bytes
+        the pass ends after the read, since that read was ingested in full and left nothing unchecked."""
         client = self._gateway.for_seller(seller)
-        seen: list[OzonPosting] = [p async for p in client.iter_unfulfilled()]
+        read_fingerprint, seen = await client.unfulfilled_fingerprinted(fingerprint)
+        if seen is None:
+            return PollReport(fingerprint=read_fingerprint, unchanged=True)
         report = PollReport(postings=len(seen))
         report.events = await self.ingest(seller, seen)
         numbers = {p.posting_number for p in seen}
@@ -89,6 +112,8 @@ class OrderSync:
                 continue
             report.rechecked += 1
             report.events += await self.ingest(seller, [fresh])
+        if not vanished:  # the pages explain every open posting we hold: safe to skip while they stay the same
+            report.fingerprint = read_fingerprint
         return report
 
     async def handle_push(self, seller: Seller, payload: dict) -> None:
@@ -97,6 +122,8 @@ class OrderSync:
         number = payload.get("posting_number")
         if kind not in PUSH_TYPES or not isinstance(number, str) or not number:
             return
+        if kind == "TYPE_STATE_CHANGED" and await _already_known(seller, number, payload.get("new_state")):
+            return  # the state we moved it to ourselves and confirmed: re-reading it would tell us nothing
         try:
             posting = await self._gateway.for_seller(seller).get_posting(number)
         except OzonUnavailable as exc:
@@ -108,6 +135,17 @@ class OrderSync:
             log.warning("push for %s ignored: Ozon says %s", number, exc.token)
             return
         await self.ingest(seller, [posting])
+
+
+async def _already_known(seller: Seller, number: str, state) -> bool:
+    status = PUSH_STATE_STATUS.get(state) if isinstance(state, str) else None
+    if status is None:
+        return False
+    row = await Posting.filter(seller=seller, posting_number=number).only("id", "status").first()
+    if row is None:
+        return False
+    # a move of ours still in flight reads the posting back itself when it completes
+    return row.status == status or await Intent.filter(posting_id=row.id, state="pending").exists()
 
 
 def posting_from_push(payload: dict) -> OzonPosting | None:
@@ -128,6 +166,25 @@ def posting_from_push(payload: dict) -> OzonPosting | None:
     if kind == "TYPE_POSTING_CANCELLED":
         return OzonPosting.from_api({"posting_number": payload.get("posting_number"), "status": "cancelled"})
     return None
+
+
+async def _known_rows(seller: Seller, numbers: list[str]) -> dict[str, Posting]:
+    """The seller's stored rows for these numbers, in one query per chunk instead of one per posting."""
+    rows: dict[str, Posting] = {}
+    for start in range(0, len(numbers), KNOWN_ROWS_CHUNK):
+        chunk = numbers[start:start + KNOWN_ROWS_CHUNK]
+        for row in await Posting.filter(seller=seller, posting_number__in=chunk):
+            rows[row.posting_number] = row
+    return rows
+
+
+def _unchanged(seller: Seller, row: Posting, remote: OzonPosting) -> bool:
+    """True when ingesting `remote` would neither emit an event nor change a stored column.
+
+    Read outside the transaction: a row changed meanwhile only means the locked path runs next time."""
+    if _events_for(row, remote):
+        return False
+    return all(getattr(row, name) == value for name, value in posting_fields(seller, row, remote).items())
 
 
 def _events_for(row: Posting | None, remote: OzonPosting) -> list[tuple[str, str, dict]]:
@@ -158,7 +215,8 @@ def _stage_after(row: Posting | None, status: str) -> str:
     return stage
 
 
-async def _upsert(conn, seller: Seller, row: Posting | None, remote: OzonPosting) -> Posting:
+def posting_fields(seller: Seller, row: Posting | None, remote: OzonPosting) -> dict:
+    """The stored columns of a posting after `remote` was read (a new row gets the seller's default courier)."""
     fields = {
         "order_number": remote.order_number or remote.posting_number.rsplit("-", 1)[0],
         "status": remote.status or (row.status if row else ""),
@@ -169,9 +227,14 @@ async def _upsert(conn, seller: Seller, row: Posting | None, remote: OzonPosting
         "snapshot": _merge_snapshot(row, remote),
         "stage": _stage_after(row, remote.status or ""),
     }
+    if row is None and seller.default_courier and fields["stage"] == "new":
+        fields.update(courier=seller.default_courier, stage="courier")  # the seller skips the courier step
+    return fields
+
+
+async def _upsert(conn, seller: Seller, row: Posting | None, remote: OzonPosting) -> Posting:
+    fields = posting_fields(seller, row, remote)
     if row is None:
-        if seller.default_courier and fields["stage"] == "new":
-            fields.update(courier=seller.default_courier, stage="courier")  # the seller skips the courier step
         return await Posting.create(seller=seller, posting_number=remote.posting_number, using_db=conn, **fields)
     for name, value in fields.items():
         setattr(row, name, value)

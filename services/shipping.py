@@ -297,13 +297,13 @@ class Shipping(TrackingSteps):
             return None
         await Posting.filter(id=posting.id).update(label_task_id=tasks[0].task_id)
         for _ in range(LABEL_POLLS):
+            await asyncio.sleep(self._poll_interval)  # a task is never done the moment it is created
             status = await client.get_label(tasks[0].task_id)
             if status.code == "completed" and status.file_url:
                 await Posting.filter(id=posting.id).update(label_url=status.file_url)
                 return await client.download(status.file_url)
             if status.code == "error":
                 return None
-            await asyncio.sleep(self._poll_interval)
         return None
 
     async def _label_now(self, member: Member, posting: Posting, action: Action) -> Answer:

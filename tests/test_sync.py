@@ -209,3 +209,43 @@ async def test_the_api_key_is_encrypted_at_rest(services, make_settings):
     if os.path.exists(db_file):
         with open(db_file, "rb") as handle:
             assert API_KEY.encode() not in handle.read()
+
+
+async def test_an_unchanged_list_costs_one_request_and_no_parse_and_a_change_is_ingested(services, sandbox):
+    sandbox.generate_orders(CLIENT_ID, 3)
+    channel = RecordingChannel()
+    services.notifier.register(channel)
+    seller = await _desk(services, members=1)
+    first = await services.sync.poll(seller)
+    assert first.postings == 3 and first.fingerprint and not first.unchanged
+    sandbox.calls.clear()
+
+    again = await services.sync.poll(seller, first.fingerprint)
+    assert again.unchanged and again.fingerprint == first.fingerprint
+    assert [c.path for c in sandbox.calls] == ["/v4/posting/fbs/unfulfilled/list"]
+
+    (number,) = [p["posting_number"] for p in sandbox.generate_orders(CLIENT_ID, 1)]
+    sandbox.cancel(CLIENT_ID, (await Posting.filter(seller=seller).exclude(posting_number=number).first())
+                   .posting_number)
+    changed = await services.sync.poll(seller, first.fingerprint)
+    assert not changed.unchanged
+    assert changed.fingerprint not in (None, first.fingerprint)
+    assert await Posting.filter(posting_number=number).exists()
+    assert await Event.filter(kind="cancelled").count() == 1
+    assert [text for _, text in channel.sent].count(f"🆕 New order {number}") == 1
+
+
+async def test_a_state_push_we_already_hold_costs_no_ozon_read_and_a_new_state_does(services, sandbox):
+    (posting,) = sandbox.generate_orders(CLIENT_ID, 1, flows=["non_integrated"])
+    number = posting["posting_number"]
+    services.notifier.register(RecordingChannel())
+    seller = await _desk(services, members=1)
+    await services.sync.poll(seller)
+    await Posting.filter(posting_number=number).update(status="awaiting_deliver")  # as after our own ship
+    sandbox.calls.clear()
+
+    push = {"message_type": "TYPE_STATE_CHANGED", "posting_number": number}
+    await services.sync.handle_push(seller, {**push, "new_state": "posting_transferring_to_delivery"})
+    assert sandbox.calls == []
+    await services.sync.handle_push(seller, {**push, "new_state": "posting_created"})  # may hide ship_failed
+    assert [c.path for c in sandbox.calls] == ["/v3/posting/fbs/get"]
