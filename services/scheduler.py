@@ -69,12 +69,14 @@ class Duties:
     async def poll_due(self) -> None:
         now = self._clock()
         await self._add_poll_states()
-        seller_ids = list(await Seller.filter(key_state="ok").values_list("id", flat=True))
-        held = await self._lease.hold_sellers(seller_ids)  # one poller per seller across processes
         # one query for the due sellers, not one per seller: this job ticks every second
         due = await PollState.filter(Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now),
-                                     seller_id__in=list(held), seller__key_state="ok").prefetch_related("seller")
-        await asyncio.gather(*(self._poll_one(state.seller, state) for state in due))
+                                     seller__key_state="ok").prefetch_related("seller")
+        if not due:
+            return
+        # only the due sellers' leases are taken (the heartbeat keeps held ones alive): one poller per seller
+        held = await self._lease.hold_sellers([state.seller_id for state in due])
+        await asyncio.gather(*(self._poll_one(state.seller, state) for state in due if state.seller_id in held))
 
     async def _add_poll_states(self) -> None:
         have = set(await PollState.all().values_list("seller_id", flat=True))

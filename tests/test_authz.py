@@ -58,13 +58,16 @@ async def _add_group(tg) -> None:
 
 
 async def _answer(tg, chat_id: int, command: str) -> str:
-    """The bot's next message in the chat that answers the command (a new-order alert may land in between)."""
+    """The bot's first message in the chat after the command that is not a new-order alert (an alert may land
+    just before or after the answer)."""
     last = max([m.message_id for m in tg.messages(chat_id)], default=0)
-    while True:
-        message = await tg.wait_for_message(chat_id, after=last, timeout=10)
-        if not (message.text or "").startswith("🆕"):
-            return message.text or ""
-        last = message.message_id
+
+    def answer():
+        return next((m for m in tg.messages(chat_id)
+                     if m.message_id > last and not (m.text or "").startswith("🆕")), None)
+
+    message = await tg.wait_for(answer, timeout=25, what=f"an answer to {command} in chat {chat_id}")
+    return message.text or ""
 
 
 @pytest.mark.parametrize("chat", ["private", "group"])
