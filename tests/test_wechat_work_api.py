@@ -208,6 +208,7 @@ async def _check_stored(good, token: str, aes_key: str) -> None:
 
 
 @pytest.mark.sqlite_only
+@pytest.mark.sqlite_only  # reads the database file
 async def test_wecom_secrets_are_not_in_the_database_file(make_settings, sandbox, fake_wecom):
     services = await _services(make_settings, sandbox, fake_wecom)
     try:
