@@ -151,7 +151,7 @@ async def running_service(settings: Settings) -> AsyncIterator[asyncio.Task]:
     stop = asyncio.Event()
     task = asyncio.create_task(run_service(settings, stop=stop))
     deadline = time.monotonic() + 60
-    while not await _accepts(settings.http_host, settings.http_port):
+    while not await accepts_connections(settings.http_host, settings.http_port):
         if task.done():
             task.result()
         if time.monotonic() > deadline:
@@ -164,7 +164,7 @@ async def running_service(settings: Settings) -> AsyncIterator[asyncio.Task]:
         await asyncio.wait_for(task, 60)
 
 
-async def _accepts(host: str, port: int) -> bool:
+async def accepts_connections(host: str, port: int) -> bool:
     try:
         _, writer = await asyncio.open_connection(host, port)
     except OSError:

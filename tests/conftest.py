@@ -3,10 +3,7 @@ the Ozon sandbox and the fake Bot API on loopback, and the `ozonbot run` wiring 
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -14,6 +11,7 @@ import pytest
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
+from bench.harness import accepts_connections, running_service
 from bot.config import Settings
 
 PG_URL = os.environ.get("OZONBOT_TEST_DATABASE_URL")
@@ -80,34 +78,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@asynccontextmanager
-async def running_bot(settings: Settings) -> AsyncIterator[asyncio.Task]:
-    """`ozonbot run` in this process, stopped cleanly on exit (a restart is two of these in a row)."""
-    from bot.cli import run_service
-
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_service(settings, stop=stop))
-    for _ in range(500):
-        if task.done():
-            task.result()
-        if await _port_open(settings.http_host, settings.http_port):
-            break
-        await asyncio.sleep(0.02)
-    try:
-        yield task
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 20)
-
-
-async def _port_open(host: str, port: int) -> bool:
-    try:
-        _, writer = await asyncio.open_connection(host, port)
-    except OSError:
-        return False
-    writer.close()
-    await writer.wait_closed()
-    return True
+# `ozonbot run` in this process (a restart is two of these in a row): the bench's wiring, shared
+running_bot = running_service
+_port_open = accepts_connections
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

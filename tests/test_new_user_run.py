@@ -6,27 +6,24 @@ one gets none, and killing the process with SIGKILL and starting it again repeat
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
 import sys
 import time
 from datetime import timedelta
 
 import pytest
 
-from tests.conftest import API_KEY, CLIENT_ID, _free_port, _port_open
+from tests.conftest import API_KEY, CLIENT_ID
 from tests.fakes.telegram import DEFAULT_TOKEN
+from tests.harness.processes import BotProcess
 
 OWNER = 1001
 DUE_IN = 100  # seconds: the 90 s lead falls due after ~10 s, the 30 s lead after ~70 s
 
 
-def _bot_env(tmp_path, db_url: str, sandbox, fake_tg, port: int) -> dict[str, str]:
+def _bot_env(tmp_path, db_url: str, sandbox, fake_tg) -> dict[str, str]:
     from cryptography.fernet import Fernet
 
     return {
-        **os.environ,
         "OZONBOT_DATA_DIR": str(tmp_path / "data"),
         "OZONBOT_DATABASE_URL": db_url,
         "OZONBOT_SECRET_KEY": Fernet.generate_key().decode(),
@@ -34,47 +31,11 @@ def _bot_env(tmp_path, db_url: str, sandbox, fake_tg, port: int) -> dict[str, st
         "OZONBOT_TELEGRAM_TOKEN": DEFAULT_TOKEN,
         "OZONBOT_TELEGRAM_API_URL": f"{fake_tg.base_url}/bot",
         "OZONBOT_TELEGRAM_FILE_URL": f"{fake_tg.base_url}/file/bot",
-        "OZONBOT_HTTP_PORT": str(port),
         "OZONBOT_REMINDER_LEADS": "90s,30s",
         "OZONBOT_POLL_INTERVAL": "2",
         "OZONBOT_QUIET_HOURS": "off",
         "OZONBOT_LABEL_DELAY": "1",
     }
-
-
-class BotProcess:
-    def __init__(self, env: dict[str, str], log_path):
-        self._env = env
-        self._log_path = log_path
-        self.proc: subprocess.Popen | None = None
-
-    async def start(self) -> None:
-        log = open(self._log_path, "ab")  # noqa: SIM115 (the child owns it)
-        self.proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "run"], env=self._env, stdout=log,
-                                     stderr=subprocess.STDOUT)
-        port = int(self._env["OZONBOT_HTTP_PORT"])
-        for _ in range(300):
-            if self.proc.poll() is not None:
-                raise AssertionError(f"ozonbot run exited with {self.proc.returncode}:\n{self.log()}")
-            if await _port_open("127.0.0.1", port):
-                return
-            await asyncio.sleep(0.05)
-        raise AssertionError("ozonbot run did not open its port")
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def log(self) -> str:
-        return self._log_path.read_text(errors="replace")[-4000:]
 
 
 def _texts(fake_tg, prefix: str, number: str) -> list[str]:
@@ -89,8 +50,9 @@ async def _until(deadline: float) -> None:
 async def test_reminders_once_per_lead_across_sigkill_as_a_new_user_runs_it(tmp_path, db_url, sandbox, fake_tg):
     started = time.monotonic()
     waiting, packed = sandbox.generate_orders(CLIENT_ID, 2, flows=["non_integrated"], due_in=timedelta(seconds=DUE_IN))
-    bot = BotProcess(_bot_env(tmp_path, db_url, sandbox, fake_tg, _free_port()), tmp_path / "bot.log")
-    await bot.start()
+    bot = BotProcess("bot", _bot_env(tmp_path, db_url, sandbox, fake_tg), tmp_path)
+    bot.start()
+    await bot.wait_ready()
     try:
         fake_tg.push_message(OWNER, "/lang en", language_code="en")
         await fake_tg.wait_for_message(OWNER, "Language set: English", timeout=10)
@@ -104,17 +66,19 @@ async def test_reminders_once_per_lead_across_sigkill_as_a_new_user_runs_it(tmp_
 
         first = await fake_tg.wait_for_message(OWNER, f"⏰ {waiting['posting_number']} is not packed yet", timeout=30)
         assert "Late fee from" in first.text
-        bot.kill()  # mid-life, right after the first reminder
-        await bot.start()
+        bot.kill()  # SIGKILL mid-life, right after the first reminder
+        bot.start()
+        await bot.wait_ready()
         await _until(started + DUE_IN - 38)  # the 30 s lead is due at DUE_IN - 30
         assert len(_texts(fake_tg, "⏰", waiting["posting_number"])) == 1, "the 90 s lead once, not again"
         await fake_tg.wait_for(lambda: len(_texts(fake_tg, "⏰", waiting["posting_number"])) == 2, timeout=15)
         await fake_tg.wait_for(lambda: _texts(fake_tg, "🚨", waiting["posting_number"]), timeout=40)
         bot.kill()
-        await bot.start()
+        bot.start()
+        await bot.wait_ready()
         await asyncio.sleep(6)  # three polls and several reminder ticks
     finally:
-        bot.stop()
+        await bot.stop()
     reminders = _texts(fake_tg, "⏰", waiting["posting_number"])
     print(f"\nreminders for the unpacked posting: {len(reminders)} leads, "
           f"{len(_texts(fake_tg, '🚨', waiting['posting_number']))} overdue; packed posting: "
