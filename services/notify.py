@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -51,6 +52,31 @@ class DeliveryDeferred(Exception):
     and without making every other delivery wait behind it."""
 
 
+class KeyedTurns:
+    """One asyncio lock per key, kept only while someone holds or awaits it, so the map stays small."""
+
+    def __init__(self) -> None:
+        self._locks: dict[object, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def turn(self, key: object) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (None, 0))
+        lock = lock or asyncio.Lock()
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
 class Notifier:
     def __init__(self, *, catalogs: Catalogs, cards: CardRenderer, clock: Callable[[], datetime],
                  lease: Lease | None = None):
@@ -60,6 +86,7 @@ class Notifier:
         self.lease = lease or Lease(owner=SQLITE_OWNER, ttl=60, clock=clock)
         self._senders: dict[str, ChannelSender] = {}
         self._lock = asyncio.Lock()
+        self._card_turns = KeyedTurns()
 
     def register(self, sender: ChannelSender) -> None:
         self._senders[sender.channel] = sender
@@ -71,10 +98,19 @@ class Notifier:
         members = await Member.filter(seller=seller, chat_id__not_isnull=True).order_by("id")
         return [m for m in members if m.channel in self._senders]
 
-    async def render_card(self, posting: Posting, member: Member, seller: Seller) -> View:
-        packed_by = await Member.get_or_none(id=posting.packed_by_id) if posting.packed_by_id else None
-        acted_by = await Member.get_or_none(id=posting.acted_by_id) if posting.acted_by_id else None
-        return self.cards.card(self.translator(member, seller), posting, packed_by=packed_by, acted_by=acted_by)
+    async def render_card(self, posting: Posting, member: Member, seller: Seller,
+                          people: dict[int, Member] | None = None) -> View:
+        """`people`: the posting's packer and last actor, when the caller already read them (one read serves
+        every copy of a card)."""
+        if people is None:
+            people = await self._people(posting)
+        return self.cards.card(self.translator(member, seller), posting, packed_by=people.get(posting.packed_by_id),
+                               acted_by=people.get(posting.acted_by_id))
+
+    @staticmethod
+    async def _people(posting: Posting) -> dict[int, Member]:
+        ids = {i for i in (posting.packed_by_id, posting.acted_by_id) if i}
+        return {m.id: m for m in await Member.filter(id__in=ids)} if ids else {}
 
     async def send(self, member: Member, view: View) -> str | None:
         sender = self._senders.get(member.channel)
@@ -107,7 +143,7 @@ class Notifier:
         posting: Posting = event.posting
         seller: Seller = posting.seller
         if event.kind in ("status", "deadline", "cancelled", "announce"):
-            await self.refresh(posting)
+            await self.refresh(posting.id)
         if event.kind not in ("new", "remind", "cancelled", "announce"):
             return
         if event.kind == "remind" and not self._reminder_still_due(event, posting):
@@ -245,15 +281,26 @@ class Notifier:
             recovered += 1
         return recovered
 
-    async def refresh(self, posting: Posting) -> None:
-        """Edits every member's copy of the posting's card to its current state."""
-        seller = await Seller.get(id=posting.seller_id)
-        for alert in await AlertMessage.filter(posting=posting).prefetch_related("member"):
+    async def refresh(self, posting_id: int) -> None:
+        """Edits every member's copy of the posting's card to its current state.
+
+        Refreshes of one posting take turns, and each reads the posting once its turn comes: two edits
+        racing each other could otherwise land in the wrong order and leave a card showing an older state."""
+        async with self._card_turns.turn(posting_id):
+            await self._refresh_now(posting_id)
+
+    async def _refresh_now(self, posting_id: int) -> None:
+        alerts = await AlertMessage.filter(posting_id=posting_id).select_related("member")
+        if not alerts:
+            return
+        posting = await Posting.get(id=posting_id).select_related("seller")
+        people = await self._people(posting)
+        for alert in alerts:
             member: Member = alert.member
             sender = self._senders.get(member.channel)
             if sender is None:
                 continue
-            view = await self.render_card(posting, member, seller)
+            view = await self.render_card(posting, member, posting.seller, people)
             try:
                 await sender.edit(member, alert.message_ref, view)
             except Exception as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 
 from tortoise.transactions import in_transaction
@@ -28,6 +28,7 @@ REQUIREMENT_TOKENS = frozenset({"EXEMPLAR_INFO_NOT_FILLED_COMPLETELY", "WEIGHT_I
 PERSON_ROLES = frozenset({"owner", "packer"})
 LABEL_POLLS = 10
 LABEL_RETRY_FIRST = 30  # seconds after a late label before the retry job asks again
+PROGRESS_EDIT_AFTER = 0.7  # seconds of waiting on Ozon's ship before the cards say "packing"
 
 
 class Shipping(TrackingSteps):
@@ -107,8 +108,12 @@ class Shipping(TrackingSteps):
                 intent = await self._own_intent(conn, posting.id, "ship", "", member)
         if intent is None:
             return await self._stale(member, posting)
-        await self._refresh(posting.id)
-        return await self.run_ship(intent)
+        # the card shows "packing" only when Ozon is slow: on a quick answer the one edit shows "packed"
+        progress = self._after(PROGRESS_EDIT_AFTER, self._refresh(posting.id))
+        try:
+            return await self.run_ship(intent, member)
+        finally:
+            progress.cancel()
 
     async def _own_intent(self, conn, posting_id: int, kind: str, key: str, member: Member) -> Intent:
         """The intent, created or re-opened, claimed by this process (the caller holds the posting's lock)."""
@@ -132,9 +137,11 @@ class Shipping(TrackingSteps):
             return None
         return await runner(intent)
 
-    async def run_ship(self, intent: Intent) -> Answer:
-        posting = await Posting.get(id=intent.posting_id).prefetch_related("seller")
-        member = await Member.get_or_none(id=intent.member_id) if intent.member_id else None
+    async def run_ship(self, intent: Intent, member: Member | None = None) -> Answer:
+        """`member`: the presser, when the press itself runs the intent (a resumed intent reads it)."""
+        posting = await Posting.get(id=intent.posting_id).select_related("seller")
+        if member is None or member.id != intent.member_id:
+            member = await Member.get_or_none(id=intent.member_id) if intent.member_id else None
         tr = self._tr(member)
         _ = tr.gettext
         resumed = intent.attempts > 0
@@ -216,9 +223,26 @@ class Shipping(TrackingSteps):
 
     # ---- labels --------------------------------------------------------------------------------
     def schedule_label(self, posting_id: int, member_id: int | None, delay: float) -> None:
-        task = asyncio.create_task(self._label_after(posting_id, member_id, delay))
+        self._keep(asyncio.create_task(self._label_after(posting_id, member_id, delay)))
+
+    def _keep(self, task: asyncio.Task) -> asyncio.Task:
+        """Background work stays referenced (a bare task may be collected mid-run) and is cancelled by close()."""
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _after(self, delay: float, work: Coroutine) -> asyncio.Task:
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            await work
+
+        def never_started(task: asyncio.Task) -> None:
+            if task.cancelled():
+                work.close()  # cancelled before its time: the coroutine never ran
+
+        task = self._keep(asyncio.create_task(later()))
+        task.add_done_callback(never_started)
+        return task
 
     async def _label_after(self, posting_id: int, member_id: int | None, delay: float) -> None:
         await asyncio.sleep(delay)
@@ -232,7 +256,7 @@ class Shipping(TrackingSteps):
                 "member_id": member_id, "next_attempt_at": self._clock() + timedelta(seconds=LABEL_RETRY_FIRST)})
 
     async def deliver_label(self, posting_id: int, member_id: int | None) -> bool:
-        posting = await Posting.get(id=posting_id).prefetch_related("seller")
+        posting = await Posting.get(id=posting_id).select_related("seller")
         member = await self._label_recipient(posting, member_id)
         client = self._gateway.for_seller(posting.seller)
         try:
@@ -271,7 +295,7 @@ class Shipping(TrackingSteps):
         posting = await self.authorize(member, posting_id)
         if posting is None or posting.stage not in ("packed", "handed_over"):
             return None
-        posting = await Posting.get(id=posting.id).prefetch_related("seller")
+        posting = await Posting.get(id=posting.id).select_related("seller")
         try:
             return await self._fetch_label(self._gateway.for_seller(posting.seller), posting)
         except OzonError as exc:
@@ -339,4 +363,4 @@ class Shipping(TrackingSteps):
         return catalogs.translator(member.locale if member else None, member.timezone if member else None)
 
     async def _refresh(self, posting_id: int) -> None:
-        await self._notifier.refresh(await Posting.get(id=posting_id))
+        await self._notifier.refresh(posting_id)

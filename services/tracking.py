@@ -121,7 +121,7 @@ class TrackingSteps:
     async def run_tracking(self, intent: Intent) -> Answer:
         """non_integrated: set the tracking number, then move to delivering, each gated and confirmed. A resumed
         intent asks Ozon first, so a number that reached Ozon before a crash is not sent again."""
-        posting = await Posting.get(id=intent.posting_id).prefetch_related("seller")
+        posting = await Posting.get(id=intent.posting_id).select_related("seller")
         member = await Member.get_or_none(id=intent.member_id) if intent.member_id else None
         _ = self._tr(member).gettext
         number = intent.key
@@ -183,7 +183,7 @@ class TrackingSteps:
         return await self._deliver_move(client, posting, intent)
 
     async def run_delivering(self, intent: Intent) -> Answer:
-        posting = await Posting.get(id=intent.posting_id).prefetch_related("seller")
+        posting = await Posting.get(id=intent.posting_id).select_related("seller")
         await self._deliver_move(self._gateway.for_seller(posting.seller), posting, intent)
         return Answer()
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from services.ozon.sandbox import Faults
 from services.storage.models import Intent, Posting
 from tests.conftest import API_KEY, CLIENT_ID, running_bot
 from tests.fakes.telegram import DEFAULT_TOKEN
@@ -156,6 +157,31 @@ async def test_double_tap_ships_once_and_forged_or_foreign_presses_do_nothing(tg
         await fake_tg.wait_for(lambda: fake_tg.callback_answer(q1) and fake_tg.callback_answer(q2), timeout=10)
         await fake_tg.wait_for_message(OWNER, f"Waybill number for {number}", timeout=10)
         assert len(_ship_calls(sandbox, number)) == 1
+
+
+def _card_edits(fake_tg, message_id: int) -> list[str]:
+    return [str(c.params.get("text")) for c in fake_tg.calls_of("editMessageText", ok=True)
+            if c.params.get("message_id") == message_id]
+
+
+async def test_card_says_packing_only_while_ozon_is_slow(tg_settings, sandbox, fake_tg):
+    """A quick ship edits the card once, straight to packed; a slow one shows "packing" first, and the
+    card still ends on packed (its edits take turns, so the late "packing" edit cannot land last)."""
+    quick, slow = sandbox.generate_orders(CLIENT_ID, 2, flows=["non_integrated"])
+    async with running_bot(tg_settings):
+        await _connect_owner(fake_tg)
+        for posting, latency in ((quick, 0.0), (slow, 1.5)):
+            number = posting["posting_number"]
+            card = await _choose_courier(fake_tg, number)
+            before = len(_card_edits(fake_tg, card.message_id))
+            sandbox.faults = Faults(latency=latency, paths={"/v4/posting/fbs/ship"})
+            fake_tg.press(OWNER, "Packed", message_id=card.message_id)
+            await fake_tg.wait_for_message(OWNER, f"Waybill number for {number}", timeout=10)
+            edits = _card_edits(fake_tg, card.message_id)[before:]
+            shown = ["packing" if "Packing in Ozon" in text else "packed" if "packed, awaiting hand-over" in text
+                     else text for text in edits]
+            assert shown == (["packed"] if latency == 0 else ["packing", "packed"])
+        sandbox.faults = Faults()
 
 
 async def test_restart_in_the_middle_of_the_flow(tg_settings, sandbox, fake_tg):

@@ -78,6 +78,7 @@ AWAITING_PACKAGING = "awaiting_packaging"
 SHIP_FAILED = "ship_failed"
 ALREADY_SHIPPED = "POSTING_ALREADY_SHIPPED"
 SHIP_NOT_CONFIRMED = "SHIP_NOT_CONFIRMED"
+FIRST_CONFIRM_LOOK = 0.3  # seconds after ship before the first look at the posting
 
 
 @dataclass(frozen=True)
@@ -565,10 +566,13 @@ class OzonClient:
         raise OzonRequestError(SHIP_NOT_CONFIRMED, path=SHIP, details=details)
 
     async def _await_packed(self, posting_number: str, interval: float, polls: int) -> Posting:
-        """Poll ``get_posting`` until it moved on or reports ``ship_failed``; the last state seen."""
+        """Poll ``get_posting`` until it moved on or reports ``ship_failed``; the last state seen.
+
+        The first look comes sooner than the interval: packing usually settles within a fraction of a
+        second, and the packer is watching the button until we know."""
         posting: Posting | None = None
-        for _ in range(max(1, polls)):
-            await self._sleep(interval)
+        for poll in range(max(1, polls)):
+            await self._sleep(min(interval, FIRST_CONFIRM_LOOK) if poll == 0 else interval)
             posting = await self.get_posting(posting_number)
             if _left_packaging(posting) or posting.substatus == SHIP_FAILED:
                 break
