@@ -157,14 +157,15 @@ class TelegramChannel:
             return
         log.info("rate limit: dropped an update from user %s in chat %s", user.id if user else None,
                  chat.id if chat else None)
+        text = None
         if verdict.tell:
             tr = await self._tr(update, None)
             text = tr.gettext("Too many messages at once. Please wait a few seconds, then try again.")
-            with suppress(TelegramError):
-                if update.callback_query is not None:
-                    await update.callback_query.answer(text, show_alert=True)
-                elif chat is not None:
-                    await self._reply_text(update, text)
+        with suppress(TelegramError):
+            if update.callback_query is not None:  # every press is answered, or the button spins on
+                await update.callback_query.answer(text, show_alert=text is not None)
+            elif text is not None and chat is not None:
+                await self._reply_text(update, text)
         raise ApplicationHandlerStop
 
     async def _member(self, update: Update) -> Member | None:

@@ -50,6 +50,15 @@ async def test_a_flood_from_one_person_is_slowed_politely_and_others_are_served(
         assert sum("/orders" in t for t in texts) == 5
         assert sum("Too many messages" in t for t in texts) == 1
 
+        # presses over the limit are dropped too, but each is answered: a button never spins on
+        fake_tg.push_message(4545, "/start", language_code="en")
+        own = await fake_tg.wait_for_message(4545, "/connect", timeout=10)
+        queries = [fake_tg.push_callback(4545, own.message_id, f"junk{i}") for i in range(8)]
+        await fake_tg.wait_for(lambda: all(fake_tg.callback_answer(q) for q in queries), timeout=10)
+        answers = [fake_tg.callback_answer(q).get("text") or "" for q in queries]
+        assert sum("Too many messages" in a for a in answers) == 1
+        assert sum(a == "" for a in answers) == 8 - 4 - 1  # 4 handled (refused as forged), 1 told, the rest quiet
+
 
 async def test_webhook_refuses_forged_oversized_and_malformed_bodies_and_survives_hostile_text(
         make_settings, sandbox, fake_tg):
