@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from services.actions import Action
@@ -21,13 +22,23 @@ SELLER_TRACKED_FLOWS = frozenset({"non_integrated"})
 
 class TrackingSteps:
     async def _waybill_prompt(self, member: Member, posting: Posting) -> View:
-        await PendingInput.update_or_create(defaults={"posting_id": posting.id, "kind": "waybill", "value": None},
-                                            member=member)
+        await self._await_input(member, posting_id=posting.id, kind="waybill", value=None)
         tr = self._tr(member)
         return View(text=tr.gettext("✍️ Waybill number for {number} ({courier}): type it, or send a photo of the "
                                     "waybill.").format(number=posting.posting_number,
                                                        courier=courier_name(tr, posting.courier)),
                     ask_reply=True)
+
+    async def _await_input(self, member: Member, **values) -> None:
+        """The member's one awaited input, replaced. Usually one UPDATE (a member who was asked before),
+        instead of the read-then-write of update_or_create."""
+        values["created_at"] = self._clock()  # a bulk update does not stamp auto_now fields
+        if await PendingInput.filter(member=member).update(**values):
+            return
+        try:
+            await PendingInput.create(member=member, **values)
+        except IntegrityError:  # a second copy of this prompt created it meanwhile
+            await PendingInput.filter(member=member).update(**values)
 
     async def _ask_waybill(self, member: Member, posting: Posting, action: Action) -> Answer:
         if posting.stage not in ("packed", "handed_over"):
