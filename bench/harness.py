@@ -148,15 +148,16 @@ async def running_service(settings: Settings) -> AsyncIterator[asyncio.Task]:
     """`ozonbot run` (bot.cli.run_service) in this process until the block ends."""
     from bot.cli import run_service
 
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_service(settings, stop=stop))
-    deadline = time.monotonic() + 60
-    while not await accepts_connections(settings.http_host, settings.http_port):
-        if task.done():
-            task.result()
-        if time.monotonic() > deadline:
-            raise RuntimeError("ozonbot did not start listening within 60 s")
-        await asyncio.sleep(0.02)
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(run_service(settings, stop=stop, ready=ready))
+    started = asyncio.create_task(ready.wait())
+    await asyncio.wait([task, started], timeout=60, return_when=asyncio.FIRST_COMPLETED)
+    started.cancel()
+    if task.done():
+        task.result()  # start-up failed: its error, here
+    if not ready.is_set():
+        stop.set()
+        raise RuntimeError("ozonbot did not start within 60 s")
     try:
         yield task
     finally:

@@ -179,7 +179,10 @@ async def _seller_add(services: Services, args) -> int:
     return 0
 
 
-async def run_service(settings: Settings, args=None, *, stop: asyncio.Event | None = None) -> int:
+async def run_service(settings: Settings, args=None, *, stop: asyncio.Event | None = None,
+                      ready: asyncio.Event | None = None) -> int:
+    """`ready` is set once every channel is up (the port listens earlier: a webhook must be reachable
+    before Telegram is told about it)."""
     stop = stop or _stop_on_signals()  # first: a SIGTERM during start-up is a clean stop too
     services = build_services(settings)
     setup_logging(settings.log_level, services.redactor)
@@ -202,6 +205,8 @@ async def run_service(settings: Settings, args=None, *, stop: asyncio.Event | No
         await telegram.start()
     await services.resume()
     print(f"ozonbot listening on {settings.http_host}:{settings.http_port}", flush=True)
+    if ready is not None:
+        ready.set()
     await stop.wait()
     if telegram is not None:
         await telegram.stop()
