@@ -34,6 +34,7 @@ from telegram.ext import (
 )
 
 from bot.app import Services
+from handlers.telegram_transport import AiohttpRequest
 from services.desk import ConnectError
 from services.i18n import Translator, normalize_locale, pick_locale
 from services.storage.models import Member, Seller
@@ -60,6 +61,7 @@ class TelegramChannel:
         self._background: set[asyncio.Task] = set()
         builder = (ApplicationBuilder().token(token)
                    .base_url(settings.telegram_api_url).base_file_url(settings.telegram_file_url)
+                   .request(AiohttpRequest()).get_updates_request(AiohttpRequest(pool_size=2))
                    .rate_limiter(AIORateLimiter(max_retries=5))
                    .concurrent_updates(64).job_queue(None))
         if settings.telegram_webhook_url:
