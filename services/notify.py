@@ -108,9 +108,13 @@ class Notifier:
                                acted_by=people.get(posting.acted_by_id))
 
     @staticmethod
-    async def _people(posting: Posting) -> dict[int, Member]:
-        ids = {i for i in (posting.packed_by_id, posting.acted_by_id) if i}
-        return {m.id: m for m in await Member.filter(id__in=ids)} if ids else {}
+    async def _people(posting: Posting, known: dict[int, Member] | None = None) -> dict[int, Member]:
+        """`known`: members already read (the card's recipients); usually the packer is one of them."""
+        people = {i: known[i] for i in (posting.packed_by_id, posting.acted_by_id) if i and known and i in known}
+        missing = {i for i in (posting.packed_by_id, posting.acted_by_id) if i and i not in people}
+        if missing:
+            people.update({m.id: m for m in await Member.filter(id__in=missing)})
+        return people
 
     async def send(self, member: Member, view: View) -> str | None:
         sender = self._senders.get(member.channel)
@@ -294,7 +298,7 @@ class Notifier:
         if not alerts:
             return
         posting = await Posting.get(id=posting_id).select_related("seller")
-        people = await self._people(posting)
+        people = await self._people(posting, known={a.member.id: a.member for a in alerts})
         for alert in alerts:
             member: Member = alert.member
             sender = self._senders.get(member.channel)
