@@ -22,6 +22,9 @@ from services.views import Button, View
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
+# events per read; new orders that arrive meanwhile are looked for again after each batch, so the other
+# kinds come in small batches
+NEW_BATCH, OTHER_BATCH = 50, 10
 
 
 class ChannelSender(Protocol):
@@ -128,8 +131,7 @@ class Notifier:
         broken: list[int] = []  # events that raised: left for the next call, never blocking the others
         async with self._lock:
             while True:
-                batch = await Event.filter(dispatched_at__isnull=True).exclude(id__in=broken).order_by("id") \
-                    .limit(50).prefetch_related("posting__seller")
+                batch = await self._next_batch(broken)
                 if not batch:
                     return done
                 for event in batch:
@@ -142,6 +144,17 @@ class Notifier:
                     event.dispatched_at = self._clock()
                     await event.save(update_fields=["dispatched_at"])
                     done += 1
+
+    @staticmethod
+    async def _next_batch(broken: list[int]) -> list[Event]:
+        """New orders first, then the rest, each oldest first: a burst of reminders or status changes
+        (a morning's deadlines, a resync) must not hold back the alert for an order that just came in."""
+        for kinds, limit in (({"kind": "new"}, NEW_BATCH), ({"kind__not": "new"}, OTHER_BATCH)):
+            batch = await Event.filter(dispatched_at__isnull=True, **kinds).exclude(id__in=broken).order_by("id") \
+                .limit(limit).prefetch_related("posting__seller")
+            if batch:
+                return batch
+        return []
 
     async def _dispatch(self, event: Event) -> None:
         posting: Posting = event.posting

@@ -12,7 +12,7 @@ import pytest
 from bot.app import build_services
 from services.ozon.client import RetryPolicy
 from services.ozon.sandbox import Faults, OzonSandbox
-from services.storage.models import Intent, Member, Posting, Seller
+from services.storage.models import Event, Intent, Member, Posting, Seller
 from services.views import View
 from tests.conftest import API_KEY, CLIENT_ID
 
@@ -313,3 +313,25 @@ async def test_a_late_label_is_retried_by_the_job_until_ozon_has_it(start, box_a
     labels = [view for who, view in desk.sent if who == packer.id and view.attachment is not None]
     assert len(labels) == 1 and labels[0].attachment.data.startswith(b"%PDF")
     await services.stop()
+
+
+async def test_a_new_order_is_alerted_before_a_backlog_of_reminders(start, box_at):
+    """A morning's reminders are queued when an order comes in: its alert goes out first, then the rest."""
+    clock = Clock(datetime.now(UTC))
+    box = await box_at(clock)
+    box.generate_orders(CLIENT_ID, 12, flows=["non_integrated"])
+    services, desk, seller, (owner,) = await start(box, clock, packer=False)
+    await services.sync.poll(seller)
+    await services.notifier.dispatch_pending()
+    assert len(desk.texts(owner, "🆕 New order")) == 12
+    desk.sent.clear()
+
+    for posting in await Posting.filter(seller=seller):
+        await Event.create(posting=posting, kind="remind", key="lead:7200")
+    (fresh,) = box.generate_orders(CLIENT_ID, 1, flows=["non_integrated"])
+    await services.sync.poll(seller)
+    await services.notifier.dispatch_pending()
+
+    texts = desk.texts(owner)
+    assert texts[0].startswith(f"🆕 New order {fresh['posting_number']}")
+    assert sum(text.startswith("⏰") for text in texts[1:]) == 12  # the reminders still all go, after it
