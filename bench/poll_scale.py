@@ -11,12 +11,12 @@ import json
 import os
 import sys
 import tempfile
-from datetime import datetime
 from pathlib import Path
 
 from cryptography.fernet import Fernet
+from tortoise import timezone as tortoise_timezone
 
-from bench.harness import BULK, Database, bench_settings, seed_sellers
+from bench.harness import Database, TableWriter, bench_settings, seed_sellers
 from bench.options import Options
 from bench.report import Goal, Result
 from bench.sandbox_proc import api_key, client_id, sandbox_process
@@ -86,8 +86,9 @@ async def run(dbs: list[Database], opts: Options) -> Result:
 
 
 class SeedSource:
-    """Every seller's open postings as ingest would store them: read from the sandbox once (the slow part:
-    parsing 200,000 postings), written to a temp file, and replayed from it for the next database."""
+    """Every seller's open postings as ingest would store them: read from the sandbox once through the real
+    gateway and models (the slow part: parsing 200,000 postings), kept in a temp file as the database
+    values tortoise would write, and replayed from it for the next database."""
 
     def __init__(self, ozon_url: str, sellers: int):
         self.ozon_url, self.sellers = ozon_url, sellers
@@ -96,11 +97,11 @@ class SeedSource:
         self.path = Path(name)
         self.filled = False
 
-    async def chunks(self, sellers: dict[int, Seller]):
-        """Yields lists of (seller index, page fingerprint, [column values of each posting])."""
+    async def chunks(self, sellers: dict[int, Seller], writer: TableWriter):
+        """Yields lists of (seller index, page fingerprint, [encoded column values of each posting])."""
         if self.filled:
             with self.path.open() as fh:
-                items = (_decode(json.loads(line)) for line in fh)
+                items = (json.loads(line) for line in fh)
                 while chunk := list(itertools.islice(items, SEED_CHUNK)):
                     yield chunk
             return
@@ -111,10 +112,11 @@ class SeedSource:
                 for start in range(0, self.sellers, SEED_CHUNK):
                     read = await asyncio.gather(*(_read(gateway, i) for i in
                                                   range(start, min(self.sellers, start + SEED_CHUNK))))
-                    chunk = [(i, fingerprint, [{"posting_number": p.posting_number,
-                                                **posting_fields(sellers[i], None, p)} for p in postings])
+                    chunk = [(i, fingerprint, [writer.encode({"posting_number": p.posting_number,
+                                                                   **posting_fields(sellers[i], None, p)})
+                                               for p in postings])
                              for i, fingerprint, postings in read]
-                    fh.writelines(json.dumps(item, default=_iso) + "\n" for item in chunk)
+                    fh.writelines(json.dumps(item) + "\n" for item in chunk)
                     yield chunk
         finally:
             await gateway.close()
@@ -122,18 +124,6 @@ class SeedSource:
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
-
-
-def _iso(value: datetime) -> str:
-    return value.isoformat()
-
-
-def _decode(item: list) -> tuple[int, str, list[dict]]:
-    index, fingerprint, postings = item
-    for fields in postings:
-        if fields.get("shipment_date"):
-            fields["shipment_date"] = datetime.fromisoformat(fields["shipment_date"])
-    return index, fingerprint, postings
 
 
 async def _seed(database: Database, source: SeedSource, *, warm: bool):
@@ -144,10 +134,11 @@ async def _seed(database: Database, source: SeedSource, *, warm: bool):
     await db.connect(url, apply_migrations=False)
     try:
         rows = await seed_sellers(settings, source.sellers, desks=False)
-        async for chunk in source.chunks(rows):
-            batch = [Posting(seller_id=rows[i].id, **fields) for i, _, postings in chunk for fields in postings]
-            for offset in range(0, len(batch), BULK):
-                await Posting.bulk_create(batch[offset:offset + BULK])
+        writer = TableWriter(Posting)  # after connect: tortoise completes the model's columns at init
+        async for chunk in source.chunks(rows, writer):
+            now = tortoise_timezone.localtime()
+            await writer.write([writer.record({**fields, "seller_id": rows[i].id}, now)
+                                for i, _, postings in chunk for fields in postings])
             if warm:
                 await PollState.bulk_create([PollState(seller_id=rows[i].id, fingerprint=fingerprint)
                                              for i, fingerprint, _ in chunk])
