@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +43,26 @@ PUSH_KEY = web.AppKey("push", OzonPushReceiver)
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# the collector's youngest generation fills after 700 allocations by default, a few postings' worth: a poll
+# of many sellers at once (each with its pages, models and rows alive) would run it thousands of times and
+# re-walk every live object in the older generations; measured on a cold poll of 1,000 sellers it was a
+# quarter of the CPU (10.3 s with the defaults, 7.7 s tuned)
+GC_THRESHOLDS = (10_000, 10, 10)
+_gc_tuned = False
+
+
+def tune_gc() -> None:
+    """Once per process, after start-up: what start-up built (modules, catalogues, the app) lives as long as
+    the process, so it is frozen out of the collector's walks; then the larger thresholds above."""
+    global _gc_tuned
+    if _gc_tuned:
+        return
+    _gc_tuned = True
+    gc.collect()  # only what is alive now gets frozen, never garbage still waiting for a collection
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 @dataclass

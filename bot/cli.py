@@ -9,7 +9,7 @@ import sys
 
 from aiohttp import web
 
-from bot.app import PUSH_KEY, Services, build_services, build_web_app
+from bot.app import PUSH_KEY, Services, build_services, build_web_app, tune_gc
 from bot.config import Settings
 from bot.logsetup import setup_logging
 from services.desk import ConnectError
@@ -204,6 +204,7 @@ async def run_service(settings: Settings, args=None, *, stop: asyncio.Event | No
     if telegram is not None:
         await telegram.start()
     await services.resume()
+    tune_gc()
     print(f"ozonbot listening on {settings.http_host}:{settings.http_port}", flush=True)
     if ready is not None:
         ready.set()

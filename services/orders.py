@@ -36,6 +36,9 @@ PUSH_STATE_STATUS = {
     **dict.fromkeys(("posting_delivered", "posting_received"), "delivered"),
 }
 KNOWN_ROWS_CHUNK = 500
+# what _unchanged reads of a stored row (a changed posting is re-read in full, locked, by _ingest_one)
+KNOWN_ROW_COLUMNS = ("id", "posting_number", "order_number", "status", "substatus", "flow", "shipment_date",
+                     "tracking_number", "snapshot", "stage")
 
 
 def utcnow() -> datetime:
@@ -103,12 +106,13 @@ class OrderSync:
         report.events = await self.ingest(seller, seen)
         numbers = {p.posting_number for p in seen}
         vanished = await Posting.filter(seller=seller).exclude(status__in=FINAL_STATUSES) \
-            .exclude(posting_number__in=numbers).order_by("updated_at").limit(VANISHED_CHECKS_PER_POLL)
-        for row in vanished:
+            .exclude(posting_number__in=numbers).order_by("updated_at").limit(VANISHED_CHECKS_PER_POLL) \
+            .values_list("posting_number", flat=True)
+        for number in vanished:
             try:
-                fresh = await client.get_posting(row.posting_number)
+                fresh = await client.get_posting(number)
             except OzonError as exc:
-                log.info("recheck of %s failed: %s", row.posting_number, exc)
+                log.info("recheck of %s failed: %s", number, exc)
                 continue
             report.rechecked += 1
             report.events += await self.ingest(seller, [fresh])
@@ -173,7 +177,7 @@ async def _known_rows(seller: Seller, numbers: list[str]) -> dict[str, Posting]:
     rows: dict[str, Posting] = {}
     for start in range(0, len(numbers), KNOWN_ROWS_CHUNK):
         chunk = numbers[start:start + KNOWN_ROWS_CHUNK]
-        for row in await Posting.filter(seller=seller, posting_number__in=chunk):
+        for row in await Posting.filter(seller=seller, posting_number__in=chunk).only(*KNOWN_ROW_COLUMNS):
             rows[row.posting_number] = row
     return rows
 

@@ -22,6 +22,8 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
+    TypeAdapter,
     ValidationError,
     WrapValidator,
     model_validator,
@@ -153,13 +155,46 @@ def _none(_: Any = None) -> None:
     return None
 
 
-Text = Annotated[str, _lenient(str), BeforeValidator(_as_text)]
-OptText = Annotated[str | None, _lenient(_none), BeforeValidator(_as_text)]
-OptInt = Annotated[int | None, _lenient(_none)]
-Int0 = Annotated[int, _lenient(int)]
-Flag = Annotated[bool, _lenient(bool)]
-OptFlag = Annotated[bool | None, _lenient(_none)]
-OptFloat = Annotated[float | None, _lenient(_none)]
+def _text_or(default: str | None) -> Callable[[Any], str | None]:
+    """Text in one step: a string as sent, a number as its string, anything else (null, blank, true,
+    an object) the default. The same as ``_as_text`` then ``_lenient`` around pydantic's str, which cost
+    three calls per field, and text fields are most of a posting."""
+
+    def validate(value: Any) -> str | None:
+        if isinstance(value, str):
+            return value if value.strip() else default
+        if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+            return str(value)
+        return default
+
+    return validate
+
+
+Text = Annotated[str, PlainValidator(_text_or(""))]
+OptText = Annotated[str | None, PlainValidator(_text_or(None))]
+def _scalar(kind: type, default_factory: Callable[[], Any]) -> PlainValidator:
+    """``_lenient`` around pydantic's ``kind`` with a shortcut for a value already of exactly that type
+    (what Ozon nearly always sends), which pydantic would return unchanged."""
+    adapter = TypeAdapter(kind)
+
+    def validate(value: Any) -> Any:
+        if type(value) is kind:
+            return value
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return default_factory()
+        try:
+            return adapter.validate_python(value)
+        except ValidationError:
+            return default_factory()
+
+    return PlainValidator(validate)
+
+
+OptInt = Annotated[int | None, _scalar(int, _none)]
+Int0 = Annotated[int, _scalar(int, int)]
+Flag = Annotated[bool, _scalar(bool, bool)]
+OptFlag = Annotated[bool | None, _scalar(bool, _none)]
+OptFloat = Annotated[float | None, _scalar(float, _none)]
 OptDecimal = Annotated[Decimal | None, BeforeValidator(_parse_decimal)]
 UtcDateTime = Annotated[datetime | None, BeforeValidator(parse_utc)]
 TextList = Annotated[list[str], BeforeValidator(_text_items)]
@@ -213,9 +248,11 @@ OptMoney = Annotated[Money | None, _lenient(_none)]
 def _fold_money(data: dict[str, Any], field: str, *currency_keys: str) -> dict[str, Any]:
     """Turn a v3 scalar price plus its sibling ``*currency_code`` into a ``{amount, currency}`` dict."""
     value = data.get(field)
+    if isinstance(value, dict) and (value.get("currency") or value.get("currency_code")):
+        return data  # v4: already an object with its currency
     currency = next((data[key] for key in currency_keys if data.get(key)), None)
     if isinstance(value, dict):
-        if currency and not value.get("currency") and not value.get("currency_code"):
+        if currency:
             return {**data, field: {**value, "currency": currency}}
         return data
     if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
