@@ -185,22 +185,26 @@ class TrackingSteps:
 
     async def _move_to_delivering(self, client, posting: Posting, member: Member | None) -> bool:
         """Recorded as its own intent; always read fresh from Ozon, so a repeat never moves twice."""
-        intent, _ = await Intent.get_or_create(posting_id=posting.id, kind="delivering", key="",
-                                               defaults={"member_id": member.id if member else None,
-                                                         "claimed_by": self._lease.owner,
-                                                         "next_attempt_at": self._lease.expiry()})
+        intent, created = await Intent.get_or_create(posting_id=posting.id, kind="delivering", key="",
+                                                     defaults={"member_id": member.id if member else None,
+                                                               "claimed_by": self._lease.owner,
+                                                               "next_attempt_at": self._lease.expiry()})
         if intent.state == "done":
             return True
-        return await self._deliver_move(client, posting, intent)
+        # a first attempt may trust what Ozon said at packing, when that already offers the move; a repeat
+        # (or a posting whose snapshot does not offer it) reads Ozon first, so nothing moves twice
+        known = OzonPosting.from_api(posting.snapshot or {}) if created else None
+        return await self._deliver_move(client, posting, intent, known=known)
 
     async def run_delivering(self, intent: Intent) -> Answer:
         posting = await Posting.get(id=intent.posting_id).select_related("seller")
         await self._deliver_move(self._gateway.for_seller(posting.seller), posting, intent)
         return Answer()
 
-    async def _deliver_move(self, client, posting: Posting, intent: Intent) -> bool:
-        fresh = await client.get_posting(posting.posting_number)
-        if fresh.status == "awaiting_deliver" and "non_int_delivering" in fresh.available_actions:
+    async def _deliver_move(self, client, posting: Posting, intent: Intent, *, known: OzonPosting | None = None,
+                            ) -> bool:
+        fresh = known if known is not None and _can_deliver(known) else await client.get_posting(posting.posting_number)
+        if _can_deliver(fresh):
             results = await client.move_to_delivering([posting.posting_number])
             if not results or not all(r.result for r in results):
                 await self._intent_error(intent, RuntimeError(",".join(r.error for r in results) or "no result"),
@@ -223,3 +227,7 @@ class TrackingSteps:
                 "I could not read a barcode on that photo. Send a sharper photo, or type the number."),
                 ask_reply=True)])
         return await self.submit_waybill(member, number)
+
+
+def _can_deliver(remote: OzonPosting) -> bool:
+    return remote.status == "awaiting_deliver" and "non_int_delivering" in remote.available_actions
