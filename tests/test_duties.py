@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.app import build_services
+from services.notices import Pacer
 from services.ozon.client import RetryPolicy
 from services.ozon.sandbox import Faults, OzonSandbox
 from services.storage.models import Event, Intent, Member, Posting, Seller
@@ -335,3 +336,15 @@ async def test_a_new_order_is_alerted_before_a_backlog_of_reminders(start, box_a
     texts = desk.texts(owner)
     assert texts[0].startswith(f"🆕 New order {fresh['posting_number']}")
     assert sum(text.startswith("⏰") for text in texts[1:]) == 12  # the reminders still all go, after it
+
+
+async def test_notices_are_paced_so_a_digest_burst_leaves_room_for_alerts():
+    pacer = Pacer(per_second=20)
+    began = asyncio.get_running_loop().time()
+    moments = []
+    for _ in range(5):
+        await pacer.wait()
+        moments.append(asyncio.get_running_loop().time() - began)
+    assert moments[0] < 0.02  # an idle pacer lets the first one through at once
+    gaps = [b - a for a, b in zip(moments, moments[1:], strict=False)]
+    assert all(gap >= 0.045 for gap in gaps), gaps  # then one every 1/20 s
