@@ -60,8 +60,8 @@ class Duties:
         # the scheduler keeps its own wall clock; jobs decide with the injected one
         # (next_run_time=None would add the job paused, so it is only passed to start at once)
         first = {"next_run_time": datetime.now(UTC)} if start_now else {}
-        self.scheduler.add_job(job, "interval", seconds=seconds, id=name, max_instances=1, coalesce=True,
-                               replace_existing=True, **first)
+        self.scheduler.add_job(_until_stopped(job, name), "interval", seconds=seconds, id=name, max_instances=1,
+                               coalesce=True, replace_existing=True, **first)
 
     def stop(self) -> None:
         if self.scheduler.running:
@@ -130,3 +130,16 @@ class Duties:
         await self._notifier.retry_failed()
         await self._notifier.dispatch_pending()
         await self._runner.retry_due()
+
+
+def _until_stopped(job: Callable, name: str) -> Callable:
+    """A job cut short by the scheduler's shutdown ends quietly: each duty reads its state from the database
+    and picks up where it stopped on the next start, so the cancellation is no error worth a traceback."""
+
+    async def run() -> None:
+        try:
+            await job()
+        except asyncio.CancelledError:
+            log.info("%s stopped mid-run by the shutdown", name)
+
+    return run
