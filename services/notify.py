@@ -76,9 +76,6 @@ class KeyedTurns:
             else:
                 self._locks[key] = (lock, users - 1)
 
-    def __len__(self) -> int:
-        return len(self._locks)
-
 
 class Notifier:
     def __init__(self, *, catalogs: Catalogs, cards: CardRenderer, clock: Callable[[], datetime],

@@ -11,6 +11,7 @@ import pytest
 
 from bot.app import build_services
 from services.notices import Pacer
+from services.notify import KeyedTurns
 from services.ozon.client import RetryPolicy
 from services.ozon.sandbox import Faults, OzonSandbox
 from services.storage.models import Event, Intent, Member, Posting, Seller
@@ -348,3 +349,18 @@ async def test_notices_are_paced_so_a_digest_burst_leaves_room_for_alerts():
     assert moments[0] < 0.02  # an idle pacer lets the first one through at once
     gaps = [b - a for a, b in zip(moments, moments[1:], strict=False)]
     assert all(gap >= 0.045 for gap in gaps), gaps  # then one every 1/20 s
+
+
+async def test_card_edits_of_one_posting_take_turns_and_leave_nothing_behind():
+    turns, order = KeyedTurns(), []
+
+    async def edit(key: int, name: str, hold: float) -> None:
+        async with turns.turn(key):
+            order.append(f"{name} in")
+            await asyncio.sleep(hold)
+            order.append(f"{name} out")
+
+    await asyncio.gather(edit(1, "a", 0.05), edit(1, "b", 0), edit(2, "c", 0))
+    assert order.index("b in") > order.index("a out")  # same posting: one after the other
+    assert order.index("c in") < order.index("a out")  # another posting does not wait
+    assert turns._locks == {}  # the map holds only keys in use

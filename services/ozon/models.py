@@ -172,6 +172,8 @@ def _text_or(default: str | None) -> Callable[[Any], str | None]:
 
 Text = Annotated[str, PlainValidator(_text_or(""))]
 OptText = Annotated[str | None, PlainValidator(_text_or(None))]
+
+
 def _scalar(kind: type, default_factory: Callable[[], Any]) -> PlainValidator:
     """``_lenient`` around pydantic's ``kind`` with a shortcut for a value already of exactly that type
     (what Ozon nearly always sends), which pydantic would return unchanged."""
