@@ -57,14 +57,18 @@ async def _add_group(tg) -> None:
     await tg.wait_for_message(GROUP, "Connected", timeout=10)
 
 
+UNPROMPTED = ("🆕", "☀️")  # a new-order alert, the morning digest
+
+
 async def _answer(tg, chat_id: int, command: str) -> str:
-    """The bot's first message in the chat after the command that is not a new-order alert (an alert may land
-    just before or after the answer)."""
+    """The bot's first message in the chat after the command that the bot did not send on its own: a new-order
+    alert or the morning digest (due whenever the suite runs in the morning, Shanghai time) may land just
+    before or after the answer."""
     last = max([m.message_id for m in tg.messages(chat_id)], default=0)
 
     def answer():
         return next((m for m in tg.messages(chat_id)
-                     if m.message_id > last and not (m.text or "").startswith("🆕")), None)
+                     if m.message_id > last and not (m.text or "").startswith(UNPROMPTED)), None)
 
     message = await tg.wait_for(answer, timeout=25, what=f"an answer to {command} in chat {chat_id}")
     return message.text or ""
