@@ -5,6 +5,8 @@ typed by hand are refused too. Each cell checks the answer and the effect in the
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from pydantic import SecretStr
 
@@ -138,8 +140,8 @@ async def test_buttons_matrix(desk, sandbox, fake_tg, chat):
         answer = await fake_tg.wait_for(lambda q=query: fake_tg.callback_answer(q), timeout=30,
                                         what=f"the answer to {role} pressing {verb} in a {chat} chat")
         refused = REFUSED in str(answer.get("text")) and answer.get("show_alert") in (True, "true")
-        effect = await _effect(sandbox, fake_tg, verb, posting, uid, chat)
         allowed = role in DESK
+        effect = await _settled_effect(sandbox, fake_tg, verb, posting, uid, chat, expected=allowed)
         if refused == allowed or effect != allowed:
             wrong.append((role, chat, verb, answer.get("text"), f"effect={effect}"))
     forged = codec.encode("p", posting.id)[:-3] + "AAA"
@@ -168,6 +170,21 @@ def _press(tg, chat: str, uid: int, data: str) -> str:
     if chat == "group":
         return tg.push_callback(uid, tg.messages(GROUP)[-1].message_id, data, chat_id=GROUP, chat_type="group")
     return tg.push_callback(uid, tg.messages(uid)[-1].message_id, data)
+
+
+async def _settled_effect(sandbox, tg, verb: str, before: Posting, uid: int, chat: str, expected: bool) -> bool:
+    """The effect once it has had time to show: the card an open press sends, and the alert it counts on, are
+    paced behind other messages (a group takes 20 a minute), so they may land after the press is answered. An
+    allowed press gets up to 20 s; a refused one a short settle, so that a late effect is still caught."""
+    if not expected:
+        await asyncio.sleep(1)
+        return await _effect(sandbox, tg, verb, before, uid, chat)
+    deadline = asyncio.get_running_loop().time() + 20
+    while not (effect := await _effect(sandbox, tg, verb, before, uid, chat)):
+        if asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    return effect
 
 
 async def _effect(sandbox, tg, verb: str, before: Posting, uid: int, chat: str) -> bool:
