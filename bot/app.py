@@ -12,16 +12,19 @@ from aiohttp import web
 
 from bot.config import Settings
 from handlers.action_page import ActionPage
+from handlers.key_form import KeyForm
 from handlers.ozon_push import OzonPushReceiver
 from services.actions import ActionCodec
+from services.background import Background
 from services.buttons import ButtonRouter
 from services.cards import CardRenderer
+from services.conversation import Conversation
 from services.desk import Desk
 from services.digest import MorningDigest
 from services.i18n import Catalogs
 from services.key_expiry import KeyExpiry
 from services.lease import Lease, process_name
-from services.links import ActionLinks
+from services.links import ActionLinks, ConnectLinks
 from services.notices import NoticeBoard
 from services.notify import Notifier
 from services.orders import OrderSync
@@ -82,6 +85,9 @@ class Services:
     apps: WechatApps
     clock: Callable[[], datetime]
     limiter: InboundLimiter
+    conversation: Conversation
+    background: Background
+    connect_links: ConnectLinks
     redactor: RedactingFilter = field(default_factory=RedactingFilter)
     stopped: bool = False
 
@@ -104,6 +110,7 @@ class Services:
             return
         self.stopped = True
         self.duties.stop()
+        await self.background.close()
         await self.shipping.close()
         await self.gateway.close()
         await self.lease.release()  # another process takes the sellers over at once
@@ -137,12 +144,22 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
                     key_expiry=KeyExpiry(board=board, clock=clock), tick=settings.tick)
     preferences = Preferences(codec=codec, notifier=notifier, default_leads=settings.reminder_leads)
     buttons = ButtonRouter(codec=codec, shipping=shipping, preferences=preferences)
+    redactor, background = RedactingFilter(), Background()
+    connect_links = ConnectLinks(box, settings.base_url, clock)
+    conversation = Conversation(
+        desk=desk, shipping=shipping, buttons=buttons, preferences=preferences, catalogs=catalogs,
+        first_poll=sync.poll, background=background, default_zone=settings.timezone, on_secret=redactor.add,
+        key_form_url=lambda caller: connect_links.url(caller.surface.channel, caller.external_id, caller.chat_id,
+                                                      caller.tr.locale),
+        invite_qr_url=(lambda code: f"{settings.base_url}/wechat/qr/{code}") if settings.official_account else None)
     services = Services(settings=settings, box=box, catalogs=catalogs, codec=codec, notifier=notifier,
                         gateway=gateway, sync=sync, shipping=shipping, desk=desk, duties=duties, runner=runner,
                         preferences=preferences, buttons=buttons,
                         links=ActionLinks(box, settings.base_url, clock), apps=WechatApps(box), clock=clock,
                         limiter=InboundLimiter(per_member=settings.inbound_per_member,
-                                               per_chat=settings.inbound_per_chat))
+                                               per_chat=settings.inbound_per_chat),
+                        conversation=conversation, background=background, redactor=redactor,
+                        connect_links=connect_links)
     services.redactor.add(key)
     for secret in (settings.telegram_token, settings.wechat_app_secret, settings.wechat_token,
                    settings.wechat_aes_key):
@@ -156,6 +173,9 @@ def build_web_app(services: Services) -> web.Application:
     push = OzonPushReceiver(services.sync, allow=services.settings.ozon_push_allow)
     app.add_routes(push.routes())
     app.add_routes(ActionPage(services).routes())
+    app.add_routes(KeyForm(links=services.connect_links, conversation=services.conversation,
+                           catalogs=services.catalogs, box=services.box, base_url=services.settings.base_url,
+                           member=services.desk.member, send=services.notifier.send).routes())
     app.router.add_get("/health", _health)
     app[PUSH_KEY] = push
     return app

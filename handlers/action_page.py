@@ -62,7 +62,7 @@ box-shadow:inset 0 0 0 1px #c9cdd4}
 .v-p,.send{background:#07c160;color:#fff;box-shadow:none;font-weight:600}
 button:disabled{opacity:.5}
 label{display:block;font-weight:600;margin:0 0 6px}
-input[type=text]{width:100%;min-height:52px;font-size:20px;padding:8px 10px;border:1px solid #c9cdd4;
+input[type=text],input[type=password]{width:100%;min-height:52px;font-size:20px;padding:8px 10px;border:1px solid #c9cdd4;
 border-radius:10px;letter-spacing:.04em}
 input[type=file]{width:100%;margin:6px 0 8px;font-size:16px}
 .entry form+form{margin-top:16px}
