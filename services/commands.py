@@ -97,3 +97,9 @@ WECOM = Surface("wecom", slash_commands=False, buttons=True, deletes_messages=Fa
 OFFICIAL = Surface("wechat", slash_commands=False, buttons=False, deletes_messages=False, files=False,
                    action_page=True)
 SURFACES = {surface.channel: surface for surface in (TELEGRAM, CONSOLE, WECOM, OFFICIAL)}
+
+
+def spelled(channel: str, locale: str) -> dict[str, str]:
+    """Every command as the member's own surface names it, for hints: {"orders": "订单", …} or {"orders": "/orders"}."""
+    surface = SURFACES.get(channel, TELEGRAM)
+    return {verb.value: surface.spell(verb, locale) for verb in Verb}

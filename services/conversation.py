@@ -56,6 +56,7 @@ class Caller:
         return {verb.value: self.surface.spell(verb, self.tr.locale) for verb in Verb}
 
 
+
 class Conversation:
     def __init__(self, *, desk: Desk, shipping: Shipping, buttons: ButtonRouter, preferences: Preferences,
                  catalogs: Catalogs, first_poll: Callable[[Seller], Awaitable[object]], background: Background,
