@@ -103,3 +103,15 @@ def spelled(channel: str, locale: str) -> dict[str, str]:
     """Every command as the member's own surface names it, for hints: {"orders": "订单", …} or {"orders": "/orders"}."""
     surface = SURFACES.get(channel, TELEGRAM)
     return {verb.value: surface.spell(verb, locale) for verb in Verb}
+
+# What a surface cannot carry, and what it gets instead: the one list (the parity test reads it too).
+INSTEAD: dict[tuple[str, str], str] = {
+    ("wecom", "join"): "members of the seller's WeCom app are its desk: whoever the app is visible to joins on first "
+                       "use (the owner is named by `ozonbot seller wecom --owner`)",
+    ("wechat", "buttons"): "a View's buttons become one link to the action page, which shows the same card and acts "
+                           "through the same calls; settings are typed (设置 courier sf)",
+    ("wechat", "files"): "the label PDF is downloaded from the action page",
+    ("console", "connect"): "the demo connects its sandbox seller at start",
+    ("console", "join"): "the demo has one member, its owner",
+    ("console", "photo"): "a terminal sends no photos: the waybill number is typed",
+}

@@ -86,7 +86,7 @@ class OfficialSender:
         return cut_bytes(text, 2000)
 
     def _posting_id(self, view: View) -> int | None:
-        ids = {a.posting_id for a in (self.s.codec.decode(b.action) for b in view.flat_buttons) if a}
+        ids = {a.posting_id for a in (self.s.codec.decode(b.action) for b in view.flat_buttons) if a and a.posting_id}
         return ids.pop() if len(ids) == 1 else None
 
     # ---- binding QR ----------------------------------------------------------------------------

@@ -41,7 +41,7 @@ class RobotSender:
 
     def _link(self, member: Member, view: View) -> str | None:
         """The action page for the posting the view is about (or the member's page for a list)."""
-        ids = {a.posting_id for a in (self.s.codec.decode(b.action) for b in view.flat_buttons) if a}
+        ids = {a.posting_id for a in (self.s.codec.decode(b.action) for b in view.flat_buttons) if a and a.posting_id}
         if not view.buttons:
             return None
         return self.s.links.url(member.id, ids.pop() if len(ids) == 1 else None)

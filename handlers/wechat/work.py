@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 
 from aiohttp import web
 from tortoise.exceptions import IntegrityError
@@ -147,6 +148,9 @@ class WecomChannel(WecomSender):
             answer = await self.s.conversation.press(caller, key)
         finally:
             updated = await self.close_batch(batch, token)
+        if answer.edit is not None and await self.apply_edit(member, event.task_id, answer.edit):
+            updated.add(event.task_id)  # a menu that changes in place (settings): the click's code pays for it
+            answer = replace(answer, edit=None)
         if event.task_id not in updated and not answer.toast and not answer.replies:
             return
         # a toast confirms what the updated card already shows; refusals and news are sent as text

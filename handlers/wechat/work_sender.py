@@ -162,7 +162,7 @@ class WecomSender:
 
     def _posting_id(self, view: View) -> int | None:
         """The posting a view is about, when all its buttons are about one (not a list of orders)."""
-        ids = {a.posting_id for a in (self.s.codec.decode(b.action) for b in view.flat_buttons) if a}
+        ids = {a.posting_id for a in (self.s.codec.decode(b.action) for b in view.flat_buttons) if a and a.posting_id}
         return ids.pop() if len(ids) == 1 else None
 
     def _is_courier_choice(self, view: View) -> bool:
