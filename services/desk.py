@@ -15,9 +15,9 @@ from services.i18n import N_
 from services.notify import Notifier
 from services.orders import FINAL_STATUSES
 from services.ozon.errors import OzonAuthError, OzonError, OzonUnavailable
-from services.ozon.gateway import OzonGateway
 from services.ozon.models import RoleInfo, Warehouse
 from services.security import SecretBox, new_token
+from services.sellers import OzonGateway
 from services.storage.models import Invite, LanguagePref, Member, Posting, Seller
 from services.views import Button, View
 

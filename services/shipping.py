@@ -14,8 +14,8 @@ from services.cards import courier_name
 from services.notify import Notifier
 from services.orders import CANCELLED_STATUSES, UNPACKED_STATUSES
 from services.ozon.errors import OzonAuthError, OzonError, OzonUnavailable
-from services.ozon.gateway import OzonGateway
 from services.ozon.models import Posting as OzonPosting
+from services.sellers import OzonGateway
 from services.storage.models import AlertMessage, Intent, Member, Posting, Seller
 from services.tracking import TrackingSteps
 from services.views import Answer, Attachment, Button, View

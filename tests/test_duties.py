@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.app import build_services
+from sandbox.ozon import Faults, OzonSandbox
 from services.notices import Pacer
 from services.notify import KeyedTurns
 from services.ozon.client import RetryPolicy
-from services.ozon.sandbox import Faults, OzonSandbox
 from services.storage.models import Event, Intent, Member, Posting, Seller
 from services.views import View
 from tests.conftest import API_KEY, CLIENT_ID
