@@ -193,7 +193,7 @@ async def run_service(settings: Settings, args=None, *, stop: asyncio.Event | No
         from handlers.telegram import TelegramChannel
 
         telegram = TelegramChannel(services)
-        services.notifier.register(telegram)
+        services.channels.register(telegram)
         web_app.add_routes(telegram.webhook_routes())
     from bot.wechat_cli import start_wechat
 

@@ -42,15 +42,15 @@ async def start_wechat(services: Services, web_app: web.Application) -> WechatRu
     runtime = WechatRuntime()
     http = WechatHttp(on_secret=services.redactor.add)
     wecom = WecomChannel(services, http)
-    services.notifier.register(wecom)
+    services.channels.register(wecom)
     web_app.add_routes(wecom.routes())
-    services.notifier.register(RobotSender(services, http))
+    services.channels.register(RobotSender(services, http))
     runtime.closers.append(wecom.close)
     if services.settings.official_account:
         from handlers.wechat.official import OfficialAccount
 
         official = OfficialAccount(services, http)
-        services.notifier.register(official)
+        services.channels.register(official)
         web_app.add_routes(official.routes())
         runtime.closers.insert(0, official.close)
         runtime.closers.append(_in_background(official.setup_menu()))
