@@ -15,13 +15,13 @@ from pydantic import SecretStr
 
 from bot.app import build_services
 from handlers.console import ConsoleChannel
+from sandbox.telegram import DEFAULT_TOKEN
+from sandbox.wechat.crypto import new_aes_key, new_token
+from sandbox.wechat.official import FakeOfficialAccount
+from sandbox.wechat.wecom import FakeWecom
 from services.commands import INSTEAD
 from services.storage.models import Member, Posting, Seller
 from tests.conftest import API_KEY, CLIENT_ID, running_bot
-from tests.fakes.telegram import DEFAULT_TOKEN
-from tests.fakes.wechat_crypto import new_aes_key, new_token
-from tests.fakes.wechat_oa import FakeOfficialAccount
-from tests.fakes.wecom import FakeWecom
 from tests.parity_drivers import ConsoleDriver, OfficialDriver, TelegramDriver, WecomDriver
 from tests.test_wechat_official import APP_ID, APP_SECRET, TEMPLATE, Follower
 from tests.test_wechat_work import AGENT, CORP, SECRET, connect_wecom
