@@ -26,6 +26,7 @@ from services.i18n import Catalogs
 from services.key_expiry import KeyExpiry
 from services.lease import Lease, process_name
 from services.links import ActionLinks, ConnectLinks
+from services.members import Roster
 from services.notices import NoticeBoard
 from services.orders import OrderSync
 from services.outbox import Outbox
@@ -147,11 +148,12 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
                     reminders=reminders, digest=MorningDigest(board=board, clock=clock),
                     key_expiry=KeyExpiry(board=board, clock=clock), tick=settings.tick)
     preferences = Preferences(codec=codec, catalogs=catalogs, default_leads=settings.reminder_leads)
-    buttons = ButtonRouter(codec=codec, shipping=shipping, preferences=preferences)
+    roster = Roster(codec=codec, catalogs=catalogs, send=channels.send)
+    buttons = ButtonRouter(codec=codec, shipping=shipping, preferences=preferences, roster=roster)
     redactor, background = RedactingFilter(), Background()
     connect_links = ConnectLinks(box, settings.base_url, clock)
     conversation = Conversation(
-        desk=desk, shipping=shipping, buttons=buttons, preferences=preferences, catalogs=catalogs,
+        desk=desk, shipping=shipping, buttons=buttons, preferences=preferences, roster=roster, catalogs=catalogs,
         first_poll=sync.poll, background=background, default_zone=settings.timezone, on_secret=redactor.add,
         key_form_url=lambda caller: connect_links.url(caller.surface.channel, caller.external_id, caller.chat_id,
                                                       caller.tr.locale),

@@ -22,6 +22,7 @@ class Verb(StrEnum):
     CONNECT = "connect"
     SETTINGS = "settings"
     INVITE = "invite"
+    MEMBERS = "members"
 
 
 # every spelling a person may type, lower case; the first Chinese/Russian word of a verb is how it is shown
@@ -35,6 +36,7 @@ WORDS: dict[Verb, tuple[str, ...]] = {
     Verb.CONNECT: ("connect", "连接", "绑定店铺", "подключить"),
     Verb.SETTINGS: ("settings", "设置", "настройки"),
     Verb.INVITE: ("invite", "邀请", "пригласить"),
+    Verb.MEMBERS: ("members", "成员", "участники"),
 }
 _LOOKUP = {word: verb for verb, words in WORDS.items() for word in words}
 def _cjk(word: str) -> bool:

@@ -18,12 +18,14 @@ from services.buttons import ButtonRouter
 from services.commands import Surface, Verb, parse_command
 from services.desk import ConnectError, Desk
 from services.i18n import N_, Catalogs, Translator, normalize_locale, pick_locale
+from services.members import Roster
 from services.preferences import Preferences
 from services.shipping import PERSON_ROLES, Shipping
 from services.storage.models import Member, Seller
 from services.views import Answer, View
 
 log = logging.getLogger(__name__)
+REMOVE_WORDS = ("remove", "移除", "删除", "удалить")
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ class Caller:
 
 
 class Conversation:
-    def __init__(self, *, desk: Desk, shipping: Shipping, buttons: ButtonRouter, preferences: Preferences,
+    def __init__(self, *, desk: Desk, shipping: Shipping, buttons: ButtonRouter, preferences: Preferences, roster: Roster,
                  catalogs: Catalogs, first_poll: Callable[[Seller], Awaitable[object]], background: Background,
                  default_zone: str, on_secret: Callable[[str], None], key_form_url: Callable[[Caller], str] | None,
                  invite_qr_url: Callable[[str], str] | None = None):
@@ -66,6 +68,7 @@ class Conversation:
         self._shipping = shipping
         self._buttons = buttons
         self._preferences = preferences
+        self._roster = roster
         self._catalogs = catalogs
         self._first_poll = first_poll
         self._background = background
@@ -195,9 +198,10 @@ class Conversation:
     async def _help(self, caller: Caller, arg: str) -> Answer:
         return caller.say(
             N_("{orders}: open orders, most urgent first\n{status} <number>: status of a posting, order or tracking "
-            "number (or just send the number)\n{settings}: your settings\n{invite}: a one-time code for a packer "
-            "(owner)\n{join} <code>: join a desk\n{connect}: connect your Ozon account (owner)\n{lang} zh|ru|en: "
-            "language\nWhen I ask for a waybill number, type it or send a photo of the waybill."))
+               "number (or just send the number)\n{settings}: your settings\n{invite}: a one-time code for a "
+               "packer (owner)\n{members}: who is on the desk; the owner removes members there\n{join} <code>: join "
+               "a desk\n{connect}: connect your Ozon account (owner)\n{lang} zh|ru|en: language\nWhen I ask for a "
+               "waybill number, type it or send a photo of the waybill."))
 
     async def _lang(self, caller: Caller, arg: str) -> Answer:
         locale = normalize_locale(arg) if arg else None
@@ -226,6 +230,11 @@ class Conversation:
         if name:
             return await self._preferences.set_typed(caller.member, name, value.strip())
         return Answer(replies=[await self._preferences.view(caller.member)])
+
+    async def _members(self, caller: Caller, arg: str) -> Answer:
+        if arg.split() and arg.split()[0].lower() in REMOVE_WORDS:
+            return await self._roster.remove_typed(caller.member, arg)
+        return Answer(replies=[await self._roster.view(caller.member)])
 
     async def _invite(self, caller: Caller, arg: str) -> Answer:
         invite = await self._desk.create_invite(caller.member)
@@ -279,7 +288,7 @@ class Conversation:
 _ANYONE = {Verb.START: Conversation._start, Verb.HELP: Conversation._help, Verb.LANG: Conversation._lang,
            Verb.JOIN: Conversation._join}
 _DESK = {Verb.ORDERS: Conversation._orders, Verb.STATUS: Conversation._status,
-         Verb.SETTINGS: Conversation._settings, Verb.INVITE: Conversation._invite}
+         Verb.SETTINGS: Conversation._settings, Verb.INVITE: Conversation._invite, Verb.MEMBERS: Conversation._members}
 
 
 def connect_error(caller: Caller, exc: ConnectError) -> str:

@@ -271,3 +271,9 @@ async def test_wechat_only_owner_connects_sets_invites_and_packer_ships(oa_setti
         assert len(tracking_calls(sandbox, number)) == 1
         row = await Posting.get(posting_number=number)
         assert row.courier == "sf" and row.stage == "handed_over" and row.waybill == WAYBILL
+
+        listing = await owner.text("members")  # no buttons here: removal is typed, by the number in the list
+        assert "2. " in listing and "packer" in listing and "remove <number>" in listing
+        assert "no longer on the desk" in await owner.text("成员 移除 2")
+        assert (await Member.get(channel="wechat", external_id=PACKER)).role == "removed"
+        assert (await get(http, page_url))[0] == 403  # the packer's link ends with the membership

@@ -21,6 +21,7 @@ from handlers.wechat.crypto import dedupe_key
 from handlers.wechat.work_sender import CHANNEL, WecomSender
 from services.commands import WECOM, Verb
 from services.conversation import Caller
+from services.members import REMOVED
 from services.storage.models import InboundCallback, Member, WecomApp, WecomCard
 from services.views import View
 
@@ -122,6 +123,8 @@ class WecomChannel(WecomSender):
         member = await Member.get_or_none(seller_id=app.seller_id, channel=CHANNEL, external_id=external_id)
         if member is not None and member.chat_id == user_id and (role != "owner" or member.role == "owner"):
             return member
+        if member is not None and member.role == REMOVED and role != "owner":
+            return member  # the owner took them off the desk: being in the app does not bring them back
         seller = await app.seller
         locale = await self.s.desk.stored_locale(CHANNEL, external_id) or "zh_CN"
         return await self.s.desk.join_as(seller, channel=CHANNEL, external_id=external_id, chat_id=user_id,
