@@ -24,6 +24,7 @@ from aiohttp import BodyPartReader, web
 
 from services.i18n import Translator, normalize_locale, pick_locale
 from services.links import LinkClaim
+from services.security import SecretBox
 from services.shipping import PERSON_ROLES
 from services.storage.models import Member, Posting, Seller
 from services.views import Answer, Button, View
@@ -238,13 +239,7 @@ class ActionPage:
         return web.HTTPSeeOther(location=location, headers=HEADERS)
 
     def _write_flash(self, token: str, answer: Answer) -> str:
-        replies = [[view.text, [[[b.label, b.action] for b in row] for row in view.buttons]]
-                   for view in answer.replies]
-        if not answer.toast and not replies:
-            return ""
-        data = json.dumps({"t": answer.toast, "a": answer.alert, "r": replies}, ensure_ascii=False)
-        body = base64.urlsafe_b64encode(zlib.compress(data.encode())).decode().rstrip("=")
-        return f"{body}.{self.s.box.sign(f'flash:{token}:{body}', 16)}"
+        return write_flash(self.s.box, token, answer)
 
     def _read_flash(self, token: str, value: str) -> Answer | None:
         body, _, signature = value.rpartition(".")
@@ -322,6 +317,17 @@ class ActionPage:
                  f'<input type="file" id="photo" name="photo" accept="image/*" capture="environment" required>'
                  f'<div class="row"><button type="submit">{read}</button></div></form>')
         return f'<section class="entry" id="waybill">{typed}{photo}</section>'
+
+
+def write_flash(box: SecretBox, token: str, answer: Answer) -> str:
+    """The answer, compressed and signed for the page at `token` (`?f=`): a redirect, or a message's link, shows it
+    once on that page; a changed or foreign flash is simply not shown."""
+    replies = [[view.text, [[[b.label, b.action] for b in row] for row in view.buttons]] for view in answer.replies]
+    if not answer.toast and not replies:
+        return ""
+    data = json.dumps({"t": answer.toast, "a": answer.alert, "r": replies}, ensure_ascii=False)
+    body = base64.urlsafe_b64encode(zlib.compress(data.encode())).decode().rstrip("=")
+    return f"{body}.{box.sign(f'flash:{token}:{body}', 16)}"
 
 
 async def _read_multipart(request: web.Request, limit: int) -> dict[str, bytes] | None:

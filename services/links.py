@@ -43,7 +43,10 @@ class ActionLinks:
         return f"{encoded}.{self._box.sign('link:' + body, SIGNATURE_LENGTH)}"
 
     def url(self, member_id: int, posting_id: int | None = None) -> str:
-        return f"{self._base_url}{self.PATH}{self.token(member_id, posting_id)}"
+        return self.url_of(self.token(member_id, posting_id))
+
+    def url_of(self, token: str) -> str:
+        return f"{self._base_url}{self.PATH}{token}"
 
     def verify(self, token: str) -> LinkClaim | None:
         """The claim of a link we made that has not expired; None for anything else."""

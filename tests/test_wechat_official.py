@@ -214,8 +214,7 @@ async def test_wechat_only_owner_connects_sets_invites_and_packer_ships(oa_setti
     assert oa_settings.telegram_token is None
     async with running_bot(oa_settings), aiohttp.ClientSession() as http:
         owner = Follower(oa_settings, *oa_keys, safe=True)
-        fake_oa.follow(OPENID)
-        fake_oa.user_wrote(OPENID)  # what the owner sends opens the 48-hour window for customer-service replies
+        fake_oa.follow(OPENID)  # and never opens the 48-hour window: notices must come as template messages
         welcome = await owner.event("subscribe")
         assert "连接" in welcome and "/connect" not in welcome  # hints name this surface's own commands
         assert "Language set" in await owner.text("语言 en")
@@ -233,8 +232,10 @@ async def test_wechat_only_owner_connects_sets_invites_and_packer_ships(oa_setti
         assert status == 200 and f"Connected Ozon seller {CLIENT_ID}" in text
         member = await Member.get(channel="wechat", external_id=OPENID)
         assert member.role == "owner" and member.chat_id == OPENID and member.locale == "en"
-        await fake_oa.wait_for(lambda: any("Connected Ozon seller" in m["text"]["content"] for m in fake_oa.custom))
-        assert API_KEY not in str(fake_oa.custom)
+        notice = await fake_oa.wait_for(lambda: next((t for t in fake_oa.templates if t["touser"] == OPENID), None))
+        assert notice["data"]["thing2"]["value"].startswith("Connected Ozon") and API_KEY not in str(notice)
+        status, text, _ = await get(http, local(oa_settings, notice["url"]))  # the whole text, on the page
+        assert status == 200 and f"Connected Ozon seller {CLIENT_ID}" in text and "Warehouses" in text
         assert (await get(http, url))[0] == 410  # the link is spent
 
         assert "23:00" in await owner.text("设置 quiet 23:00-07:00")
