@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 from bot.config import Settings
 from services.actions import ActionCodec
 from services.buttons import ButtonRouter
-from services.cards import CardRenderer
+from services.cards import CardCopies, CardRenderer
+from services.channels import Channels
 from services.desk import Desk
 from services.digest import MorningDigest
 from services.i18n import Catalogs
@@ -19,8 +20,8 @@ from services.key_expiry import KeyExpiry
 from services.lease import Lease, process_name
 from services.links import ActionLinks
 from services.notices import NoticeBoard
-from services.notify import Notifier
 from services.orders import OrderSync
+from services.outbox import Outbox
 from services.ozon.client import RetryPolicy
 from services.ozon.gateway import OzonGateway
 from services.preferences import Preferences
@@ -46,7 +47,10 @@ class Services:
     box: SecretBox
     catalogs: Catalogs
     codec: ActionCodec
-    notifier: Notifier
+    channels: Channels
+    cards: CardCopies
+    outbox: Outbox
+    lease: Lease
     gateway: OzonGateway
     sync: OrderSync
     shipping: Shipping
@@ -81,9 +85,9 @@ class Services:
 
     async def resume(self) -> None:
         """Work owed from before a restart: sends cut short, undelivered events, unfinished intents, labels."""
-        await self.notifier.recover_interrupted()
-        await self.notifier.retry_failed()
-        await self.notifier.dispatch_pending()
+        await self.outbox.recover_interrupted()
+        await self.outbox.retry_failed()
+        await self.outbox.dispatch_pending()
         await self.runner.resume()
 
     async def stop(self) -> None:
@@ -91,10 +95,6 @@ class Services:
             return
         self.stopped = True
         await self._stack.aclose()
-
-    @property
-    def lease(self) -> Lease:
-        return self.notifier.lease
 
 
 def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow,
@@ -105,22 +105,27 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
     codec = ActionCodec(box)
     # a lease outlives a missed heartbeat or two, and runs out well within two poll intervals
     lease = Lease(owner=process_name(settings.db_url), ttl=max(1.0, settings.poll_interval), clock=clock)
-    notifier = Notifier(catalogs=catalogs, cards=CardRenderer(codec, clock), clock=clock, lease=lease)
+    channels = Channels()
+    cards = CardCopies(renderer=CardRenderer(codec, clock), channels=channels, catalogs=catalogs)
+    outbox = Outbox(channels=channels, cards=cards, catalogs=catalogs, lease=lease, clock=clock)
     gateway = OzonGateway(base_url=settings.ozon_api_url, box=box, retry=retry or RetryPolicy(timeout=settings.ozon_timeout))
-    sync = OrderSync(gateway, clock=clock, on_events=notifier.dispatch_pending)
-    shipping = Shipping(gateway=gateway, notifier=notifier, clock=clock, label_delay=settings.label_delay)
-    desk = Desk(gateway=gateway, box=box, notifier=notifier, clock=clock, default_timezone=settings.timezone,
+    sync = OrderSync(gateway, clock=clock, on_events=outbox.dispatch_pending)
+    shipping = Shipping(gateway=gateway, channels=channels, cards=cards, catalogs=catalogs, lease=lease,
+                        outbox=outbox, clock=clock, label_delay=settings.label_delay)
+    desk = Desk(gateway=gateway, box=box, catalogs=catalogs, cards=cards.renderer, clock=clock, default_timezone=settings.timezone,
                 default_quiet_hours=settings.quiet_hours)
-    reminders = Reminders(notifier=notifier, clock=clock, leads=settings.leads,
+    reminders = Reminders(outbox=outbox, clock=clock, leads=settings.leads,
                           tracking_after=settings.tracking_reminder_after)
-    board = NoticeBoard(notifier)
-    runner = IntentRunner(shipping=shipping, notifier=notifier, clock=clock)
-    duties = Duties(sync=sync, runner=runner, notifier=notifier, clock=clock, poll_interval=settings.poll_interval,
+    board = NoticeBoard(channels, catalogs)
+    runner = IntentRunner(shipping=shipping, channels=channels, catalogs=catalogs, lease=lease, clock=clock)
+    duties = Duties(sync=sync, runner=runner, outbox=outbox, channels=channels, catalogs=catalogs,
+                    lease=lease, clock=clock, poll_interval=settings.poll_interval,
                     reminders=reminders, digest=MorningDigest(board=board, clock=clock),
                     key_expiry=KeyExpiry(board=board, clock=clock), tick=settings.tick)
-    preferences = Preferences(codec=codec, notifier=notifier, default_leads=settings.reminder_leads)
+    preferences = Preferences(codec=codec, catalogs=catalogs, default_leads=settings.reminder_leads)
     buttons = ButtonRouter(codec=codec, shipping=shipping, preferences=preferences)
-    services = Services(settings=settings, box=box, catalogs=catalogs, codec=codec, notifier=notifier,
+    services = Services(settings=settings, box=box, catalogs=catalogs, codec=codec, channels=channels,
+                        cards=cards, outbox=outbox, lease=lease,
                         gateway=gateway, sync=sync, shipping=shipping, desk=desk, duties=duties, runner=runner,
                         preferences=preferences, buttons=buttons,
                         links=ActionLinks(box, settings.base_url, clock), apps=WechatApps(box), clock=clock,

@@ -37,8 +37,8 @@ async def run_demo(*, lang: str = "zh_CN", orders: int = 5, stream=None) -> int:
         member = await services.desk.join_as(connected.seller, channel="console", external_id="demo",
                                              chat_id="console", name="Demo packer", locale=lang, role="owner")
         console = ConsoleChannel(services, member)
-        services.notifier.register(console)
-        tr = services.notifier.translator(member, connected.seller)
+        services.channels.register(console)
+        tr = services.catalogs.for_member(member, connected.seller)
         print(tr.gettext("ozonbot demo: a sandbox Ozon seller with {n} new orders. Type /orders, /status <number>,"
                          " or the number of an option; /help for more.").format(n=orders), flush=True)
         await services.sync.poll(connected.seller)

@@ -98,19 +98,19 @@ async def _open_channels(services: Services, stack: AsyncExitStack) -> Channels:
         from handlers.telegram import TelegramChannel
 
         channels.telegram = TelegramChannel(services)
-        services.notifier.register(channels.telegram)
+        services.channels.register(channels.telegram)
     http = WechatHttp(on_secret=services.redactor.add)  # one session for WeCom, the robots and the OA
     stack.push_async_callback(http.close)
     channels.wecom = WecomChannel(services, http)
     stack.push_async_callback(channels.wecom.close)
-    services.notifier.register(channels.wecom)
-    services.notifier.register(RobotSender(services, http))
+    services.channels.register(channels.wecom)
+    services.channels.register(RobotSender(services, http))
     if services.settings.official_account:
         from handlers.wechat.official import OfficialAccount
 
         channels.official = OfficialAccount(services, http)
         stack.push_async_callback(channels.official.close)
-        services.notifier.register(channels.official)
+        services.channels.register(channels.official)
         stack.push_async_callback(_cancelled, asyncio.create_task(channels.official.setup_menu()))
     return channels
 

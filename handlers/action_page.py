@@ -121,7 +121,7 @@ class ActionPage:
             view = await self.s.desk.orders_view(visit.member)
             title = visit.tr.gettext("Open orders")
         else:
-            view = await self.s.notifier.render_card(visit.posting, visit.member, visit.seller)
+            view = await self.s.cards.render(visit.posting, visit.member, visit.seller)
             title = visit.tr.gettext("📦 {number}").format(number=visit.posting.posting_number)
         body = [self._nav(visit), self._flash_html(visit, flash),
                 f'<div class="card"><p class="text">{esc(view.text)}</p>{self._rows(visit, view)}</div>']
@@ -189,7 +189,7 @@ class ActionPage:
             log.info("refused action page link (claim %s)", claim)
             raise self._refused(request)
         seller = await Seller.get(id=member.seller_id)
-        return Visit(token, claim, member, seller, posting, self.s.notifier.translator(member, seller))
+        return Visit(token, claim, member, seller, posting, self.s.catalogs.for_member(member, seller))
 
     async def _posted_form(self, request: web.Request) -> tuple[Visit, dict[str, str]]:
         visit = await self._visit(request)

@@ -53,7 +53,7 @@ class ConsoleChannel:
         line = line.strip()
         if not line:
             return
-        tr = self.s.notifier.translator(self.member, await self.member.seller)
+        tr = self.s.catalogs.for_member(self.member, await self.member.seller)
         command, _, rest = line.partition(" ")
         if line.isdigit() and 1 <= int(line) <= len(self._options):
             await self._show_answer(await self.s.buttons.press(self.member, self._options[int(line) - 1]))
@@ -72,7 +72,7 @@ class ConsoleChannel:
             if locale:
                 await self.s.desk.set_locale(CHANNEL, self.member.external_id, locale)
                 self.member.locale = locale
-                tr = self.s.notifier.translator(self.member, await self.member.seller)
+                tr = self.s.catalogs.for_member(self.member, await self.member.seller)
                 self._write(tr.gettext("Language set: English"))
         elif command == "/help":
             self._write(tr.gettext("Demo: /orders, /status <number>, /settings, /lang zh|ru|en, a number presses that "

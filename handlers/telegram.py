@@ -177,7 +177,7 @@ class TelegramChannel:
     async def _tr(self, update: Update, member: Member | None) -> Translator:
         if member is not None:
             seller = await Seller.get(id=member.seller_id)
-            return self.s.notifier.translator(member, seller)
+            return self.s.catalogs.for_member(member, seller)
         user = update.effective_user
         stored = await self.s.desk.stored_locale(CHANNEL, str(user.id)) if user else None
         return self.s.catalogs.translator(pick_locale(stored, user.language_code if user else None),
@@ -237,7 +237,7 @@ class TelegramChannel:
         if not private:
             await self.s.desk.join_as(connected.seller, channel=CHANNEL, external_id=f"chat:{chat.id}",
                                       chat_id=str(chat.id), name=chat.title or "", locale=tr.locale, role="group")
-        tr = self.s.notifier.translator(owner, connected.seller)
+        tr = self.s.catalogs.for_member(owner, connected.seller)
         warehouses = ", ".join(w.name or str(w.warehouse_id) for w in connected.warehouses) or "—"
         await self._reply_text(update, tr.gettext(
             "✅ Connected Ozon seller {client_id}.\nWarehouses: {warehouses}\nKey valid until: {expiry}\n"

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 
 from services.actions import ActionCodec
+from services.channels import Channels
 from services.couriers import COURIERS, get_courier
-from services.i18n import N_, Translator
+from services.i18n import N_, Catalogs, Translator
 from services.ozon.models import Posting as OzonPosting
-from services.storage.models import Member, Posting
+from services.pacing import KeyedTurns
+from services.storage.models import AlertMessage, Member, Posting, Seller
 from services.views import Button, View
+
+log = logging.getLogger(__name__)
 
 STATUS_WORDS = {
     "awaiting_verification": N_("created, being verified"),
@@ -178,3 +183,55 @@ class CardRenderer:
         if stage == "handed_over":
             return ((Button(_("Correct waybill number"), self.action("w", posting)),),)
         return ()
+
+
+class CardCopies:
+    """Every member's copy of a posting's card: rendered for that member, and kept current."""
+
+    def __init__(self, *, renderer: CardRenderer, channels: Channels, catalogs: Catalogs):
+        self.renderer = renderer
+        self._channels = channels
+        self._catalogs = catalogs
+        self._turns = KeyedTurns()
+
+    async def render(self, posting: Posting, member: Member, seller: Seller,
+                     people: dict[int, Member] | None = None) -> View:
+        """`people`: the posting's packer and last actor, when the caller already read them (one read serves
+        every copy of a card)."""
+        if people is None:
+            people = await self._people(posting)
+        return self.renderer.card(self._catalogs.for_member(member, seller), posting,
+                                  packed_by=people.get(posting.packed_by_id), acted_by=people.get(posting.acted_by_id))
+
+    @staticmethod
+    async def _people(posting: Posting, known: dict[int, Member] | None = None) -> dict[int, Member]:
+        """`known`: members already read (the card's recipients); usually the packer is one of them."""
+        people = {i: known[i] for i in (posting.packed_by_id, posting.acted_by_id) if i and known and i in known}
+        missing = {i for i in (posting.packed_by_id, posting.acted_by_id) if i and i not in people}
+        if missing:
+            people.update({m.id: m for m in await Member.filter(id__in=missing)})
+        return people
+
+    async def refresh(self, posting_id: int) -> None:
+        """Edits every member's copy of the posting's card to its current state.
+
+        Refreshes of one posting take turns, and each reads the posting once its turn comes: two edits
+        racing each other could otherwise land in the wrong order and leave a card showing an older state."""
+        async with self._turns.turn(posting_id):
+            await self._refresh_now(posting_id)
+
+    async def _refresh_now(self, posting_id: int) -> None:
+        alerts = await AlertMessage.filter(posting_id=posting_id).select_related("member")
+        if not alerts:
+            return
+        posting = await Posting.get(id=posting_id).select_related("seller")
+        people = await self._people(posting, known={a.member.id: a.member for a in alerts})
+        for alert in alerts:
+            member: Member = alert.member
+            if not self._channels.has(member.channel):
+                continue
+            view = await self.render(posting, member, posting.seller, people)
+            try:
+                await self._channels.edit(member, alert.message_ref, view)
+            except Exception as exc:
+                log.info("edit of card %s for member %s failed: %s", posting.id, member.id, exc)

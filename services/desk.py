@@ -10,9 +10,8 @@ from datetime import datetime, timedelta
 
 from tortoise.exceptions import IntegrityError
 
-from services.cards import courier_name, status_words
-from services.i18n import N_
-from services.notify import Notifier
+from services.cards import CardRenderer, courier_name, status_words
+from services.i18n import N_, Catalogs
 from services.orders import FINAL_STATUSES
 from services.ozon.errors import OzonAuthError, OzonError, OzonUnavailable
 from services.ozon.gateway import OzonGateway
@@ -51,12 +50,13 @@ class Connected:
 
 
 class Desk:
-    def __init__(self, *, gateway: OzonGateway, box: SecretBox, notifier: Notifier,
+    def __init__(self, *, gateway: OzonGateway, box: SecretBox, catalogs: Catalogs, cards: CardRenderer,
                  clock: Callable[[], datetime], default_timezone: str = "Asia/Shanghai",
                  default_quiet_hours: str = "22:00-08:00"):
         self._gateway = gateway
         self._box = box
-        self._notifier = notifier
+        self._catalogs = catalogs
+        self._cards = cards
         self._clock = clock
         self._zone = default_timezone
         self._quiet = default_quiet_hours
@@ -158,7 +158,7 @@ class Desk:
 
     async def status_view(self, member: Member, text: str) -> View:
         seller = await Seller.get(id=member.seller_id)
-        tr = self._notifier.translator(member, seller)
+        tr = self._catalogs.for_member(member, seller)
         _ = tr.gettext
         posting = await self.find(member.seller_id, text)
         if posting is None:
@@ -175,7 +175,7 @@ class Desk:
             lines.append(_("Ship by: {deadline} ({left})").format(
                 deadline=tr.local_time(posting.shipment_date), left=tr.time_left(posting.shipment_date, self._clock())))
         lines.append(_("To do: {todo}").format(todo=_(STAGE_TODO.get(posting.stage, "—"))))
-        buttons = ((Button(_("Open the order card"), self._notifier.cards.action("o", posting)),),)
+        buttons = ((Button(_("Open the order card"), self._cards.action("o", posting)),),)
         return View(text="\n".join(lines), buttons=buttons)
 
     async def open_postings(self, seller_id: int, limit: int = 30) -> list[Posting]:
@@ -184,7 +184,7 @@ class Desk:
 
     async def orders_view(self, member: Member) -> View:
         seller = await Seller.get(id=member.seller_id)
-        tr = self._notifier.translator(member, seller)
+        tr = self._catalogs.for_member(member, seller)
         postings = await self.open_postings(member.seller_id)
         if not postings:
             return View(text=tr.gettext("No open orders. 🎉"))
@@ -195,5 +195,5 @@ class Desk:
         for posting in postings:
             lines.append(f"• {posting.posting_number}: {status_words(tr, posting.status)}, "
                          f"{tr.time_left(posting.shipment_date, now)}")
-            buttons.append((Button(posting.posting_number, self._notifier.cards.action("o", posting)),))
+            buttons.append((Button(posting.posting_number, self._cards.action("o", posting)),))
         return View(text="\n".join(lines), buttons=tuple(buttons))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import re
-from datetime import time, timedelta
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
+log = logging.getLogger(__name__)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -46,3 +49,18 @@ def clock_time(text: str) -> time:
     if not _CLOCK.match(text.strip()):
         raise ValueError(f"not a time of day: {text!r} (use HH:MM)")
     return time.fromisoformat(text.strip())
+
+
+def in_quiet_hours(quiet: str, zone: str, now: datetime) -> bool:
+    """Unusable settings (a row written before validation) count as no quiet hours: an alert or reminder
+    is never held, and never blocked, because of them."""
+    try:
+        window = parse_quiet_hours(quiet or "off")
+        local = now.astimezone(ZoneInfo(zone)).time()
+    except (ValueError, KeyError):
+        log.warning("unusable quiet hours %r / zone %r ignored", quiet, zone)
+        return False
+    if window is None:
+        return False
+    start, end = window
+    return start <= local < end if start < end else (local >= start or local < end)

@@ -7,10 +7,14 @@ import io
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+
+if TYPE_CHECKING:
+    from services.storage.models import Member, Seller
 
 LOCALES = ("zh_CN", "ru", "en")
 DEFAULT_LOCALE = "zh_CN"
@@ -118,3 +122,7 @@ class Catalogs:
     def translator(self, locale: str | None, zone: str | None = None) -> Translator:
         locale = locale if locale in LOCALES else DEFAULT_LOCALE
         return Translator(locale, ZoneInfo(zone or "Asia/Shanghai"), self.translations(locale))
+
+    def for_member(self, member: Member, seller: Seller) -> Translator:
+        """The member's language, and their zone or else the seller's."""
+        return self.translator(member.locale, member.timezone or seller.timezone)

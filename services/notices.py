@@ -8,15 +8,14 @@ digest is a few minutes late at that size and the alerts keep their milliseconds
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Callable
 
 from tortoise.exceptions import IntegrityError
 
-from services.i18n import Translator
-from services.notify import Notifier
+from services.channels import Channels
+from services.i18n import Catalogs, Translator
+from services.pacing import Pacer
 from services.storage.models import Member, Notice, Seller
 from services.views import View
 
@@ -24,26 +23,10 @@ log = logging.getLogger(__name__)
 NOTICES_PER_SECOND = 3.0  # a tenth of Telegram's bot-wide limit
 
 
-class Pacer:
-    """Spaces calls of wait() evenly at `per_second`, in turn (an idle pacer lets the first through at once)."""
-
-    def __init__(self, per_second: float, clock: Callable[[], float] = time.monotonic):
-        self._gap = 1.0 / per_second
-        self._clock = clock
-        self._next = 0.0
-        self._turn = asyncio.Lock()
-
-    async def wait(self) -> None:
-        async with self._turn:
-            delay = self._next - self._clock()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            self._next = max(self._clock(), self._next) + self._gap
-
-
 class NoticeBoard:
-    def __init__(self, notifier: Notifier, *, per_second: float = NOTICES_PER_SECOND):
-        self._notifier = notifier
+    def __init__(self, channels: Channels, catalogs: Catalogs, *, per_second: float = NOTICES_PER_SECOND):
+        self._channels = channels
+        self._catalogs = catalogs
         self._pacer = Pacer(per_second)
 
     async def send_once(self, member: Member, seller: Seller, kind: str, key: str,
@@ -58,7 +41,7 @@ class NoticeBoard:
                     state="sending"):
                 return False
         try:
-            await self._notifier.send(member, render(self._notifier.translator(member, seller)))
+            await self._channels.send(member, render(self._catalogs.for_member(member, seller)))
         except Exception as exc:  # one member's channel failing must not stop the others
             log.warning("notice %s/%s to member %s failed: %s", kind, key, member.id, type(exc).__name__)
             await Notice.filter(id=notice.id).update(state="failed")
@@ -68,7 +51,7 @@ class NoticeBoard:
 
     async def awaiting(self, seller: Seller, kind: str, key: str, *, owners_only: bool = False) -> list[Member]:
         """Desk members who have not had this notice yet (cheap: lets a job skip building it)."""
-        members = await self._notifier.desk(seller)
+        members = await self._channels.desk(seller)
         if owners_only:
             members = [m for m in members if m.role == "owner"]
         done = set(await Notice.filter(member_id__in=[m.id for m in members], kind=kind, key=key)

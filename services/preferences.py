@@ -11,8 +11,7 @@ from services.actions import Action, ActionCodec
 from services.cards import courier_name
 from services.couriers import COURIERS, get_courier
 from services.durations import clock_time, parse_leads, parse_quiet_hours
-from services.i18n import N_, Translator
-from services.notify import Notifier
+from services.i18n import N_, Catalogs, Translator
 from services.storage.models import Member, Seller
 from services.views import Answer, Button, View
 
@@ -92,24 +91,24 @@ def _short(seconds: float) -> str:
 
 
 class Preferences:
-    def __init__(self, *, codec: ActionCodec, notifier: Notifier, default_leads: str):
+    def __init__(self, *, codec: ActionCodec, catalogs: Catalogs, default_leads: str):
         self._codec = codec
-        self._notifier = notifier
+        self._catalogs = catalogs
         self._default_leads = default_leads
 
     async def view(self, member: Member) -> View:
         seller = await Seller.get(id=member.seller_id)
-        tr = self._notifier.translator(member, seller)
+        tr = self._catalogs.for_member(member, seller)
         return self._main(tr, seller, member)
 
     async def press(self, member: Member | None, action: Action) -> Answer:
         """A settings button: open a list of choices, choose one, or go back."""
         if member is None or member.role not in ("owner", "packer"):
-            tr = self._notifier.catalogs.translator(member.locale if member else None)
+            tr = self._catalogs.translator(member.locale if member else None)
             return Answer(toast=tr.gettext("This button is not for you: the order belongs to another desk."),
                           alert=True)
         seller = await Seller.get(id=member.seller_id)
-        tr = self._notifier.translator(member, seller)
+        tr = self._catalogs.for_member(member, seller)
         name, _, index = action.arg.partition(":")
         setting = BY_NAME.get(name)
         if setting is None:
@@ -125,7 +124,7 @@ class Preferences:
     async def set_typed(self, member: Member, name: str, raw: str) -> Answer:
         """`/settings quiet 23:00-07:00` and the like."""
         seller = await Seller.get(id=member.seller_id)
-        tr = self._notifier.translator(member, seller)
+        tr = self._catalogs.for_member(member, seller)
         setting = BY_NAME.get(name.lower())
         if setting is None or not raw.strip():
             return Answer(replies=[View(text=self._usage(tr))])
@@ -134,14 +133,14 @@ class Preferences:
         return await self._store(member, seller, setting, raw)
 
     async def _store(self, member: Member, seller: Seller, setting: Setting, raw: str) -> Answer:
-        tr = self._notifier.translator(member, seller)
+        tr = self._catalogs.for_member(member, seller)
         try:
             value = normalize(setting, raw)
         except InvalidValue:
             return Answer(toast=self._invalid(tr, setting, raw), alert=True)
         await Seller.filter(id=seller.id).update(**{setting.column: value})
         await seller.refresh_from_db()
-        tr = self._notifier.translator(member, seller)  # a new zone shows at once
+        tr = self._catalogs.for_member(member, seller)  # a new zone shows at once
         toast = tr.gettext("Saved: {setting} = {value}").format(
             setting=tr.gettext(setting.title), value=self._shown(tr, seller, setting))
         return Answer(toast=toast, edit=self._main(tr, seller, member))

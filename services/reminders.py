@@ -6,12 +6,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from tortoise.exceptions import IntegrityError
 
-from services.durations import parse_leads
-from services.notify import Notifier, in_quiet_hours
+from services.cards import CardRenderer
+from services.durations import in_quiet_hours, parse_leads
+from services.i18n import Translator
 from services.storage.models import Event, Posting, Seller
+from services.views import Button, View
+
+if TYPE_CHECKING:
+    from services.outbox import Outbox
 
 log = logging.getLogger(__name__)
 OVERDUE = "overdue"
@@ -27,10 +33,58 @@ def due_key(deadline: datetime, now: datetime, leads: list[timedelta]) -> str | 
     return f"lead:{int(min(passed).total_seconds())}" if passed else None
 
 
+def still_due(event: Event, posting: Posting) -> bool:
+    """A reminder still has something to say: the posting was not packed (or tracked) meanwhile."""
+    if event.key == TRACKING:
+        return posting.stage == "packed" and not posting.tracking_number
+    return posting.stage in ("new", "courier") and posting.status == "awaiting_packaging"
+
+
+def render(event: Event, posting: Posting, tr: Translator, cards: CardRenderer, now: datetime) -> View | None:
+    """The one-off message of a reminder or an announcement (cancelled, in delivery, delivered); None when
+    it no longer applies."""
+    if event.kind == "remind":
+        return _reminder(event, posting, tr, cards, now) if still_due(event, posting) else None
+    if event.kind in ("cancelled", "announce"):
+        return View(text=_announcement(event, posting, tr))
+    return None
+
+
+def _announcement(event: Event, posting: Posting, tr: Translator) -> str:
+    if event.kind == "cancelled":
+        text = tr.gettext("❌ Order {number} was cancelled. Stop packing it.")
+    elif event.key == "delivered":
+        text = tr.gettext("🎉 Order {number} was delivered to the buyer.")
+    else:
+        text = tr.gettext("🚚 Order {number} is now in delivery.")
+    return text.format(number=posting.posting_number)
+
+
+def _reminder(event: Event, posting: Posting, tr: Translator, cards: CardRenderer, now: datetime) -> View:
+    if event.key == TRACKING:
+        text = tr.gettext("✍️ {number} was packed {ago} ago and Ozon still has no tracking number for it. "
+                          "Enter the waybill number so Ozon can follow the parcel.").format(
+            number=posting.posting_number, ago=tr.duration(now - posting.packed_at))
+        button = Button(tr.gettext("✍️ Enter waybill number"), cards.action("w", posting))
+        return View(text=text, buttons=((button,),))
+    if event.key == OVERDUE:
+        text = tr.gettext("🚨 {number} is past its ship-by time ({deadline}). Ozon charges for late "
+                          "shipment: pack and hand it over now.")
+    else:
+        text = tr.gettext("⏰ {number} is not packed yet: ship by {deadline} ({left}).")
+    text = text.format(number=posting.posting_number, deadline=tr.local_time(posting.shipment_date),
+                       left=tr.time_left(posting.shipment_date, now))
+    tariff = cards.next_tariff(tr, posting)
+    if tariff:
+        text += "\n" + tariff  # what being late will cost, when Ozon tells us
+    button = Button(tr.gettext("Open the order card"), cards.action("o", posting))
+    return View(text=text, buttons=((button,),))
+
+
 class Reminders:
-    def __init__(self, *, notifier: Notifier, clock: Callable[[], datetime], leads: list[timedelta],
+    def __init__(self, *, outbox: Outbox, clock: Callable[[], datetime], leads: list[timedelta],
                  tracking_after: timedelta = timedelta(hours=2)):
-        self._notifier = notifier
+        self._outbox = outbox
         self._clock = clock
         self._leads = leads
         self._tracking_after = tracking_after
@@ -38,7 +92,7 @@ class Reminders:
     async def run_due(self) -> int:
         created = await self._deadlines() + await self._missing_tracking()
         if created:
-            await self._notifier.dispatch_pending()
+            await self._outbox.dispatch_pending()
         return created
 
     async def _deadlines(self) -> int:

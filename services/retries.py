@@ -7,8 +7,9 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from services.i18n import N_
-from services.notify import Notifier
+from services.channels import Channels
+from services.i18n import N_, Catalogs
+from services.lease import Lease
 from services.shipping import Shipping
 from services.storage.models import Intent, Member, Posting, Seller
 from services.views import Answer, View
@@ -25,11 +26,13 @@ WHAT_FAILED = {
 
 
 class IntentRunner:
-    def __init__(self, *, shipping: Shipping, notifier: Notifier, clock: Callable[[], datetime]):
+    def __init__(self, *, shipping: Shipping, channels: Channels, catalogs: Catalogs, lease: Lease,
+                 clock: Callable[[], datetime]):
         self._shipping = shipping
-        self._notifier = notifier
+        self._channels = channels
+        self._catalogs = catalogs
         self._clock = clock
-        self._lease = notifier.lease
+        self._lease = lease
 
     async def resume(self) -> int:
         """After a restart: every intent the process before us left unfinished, whatever its backoff."""
@@ -78,7 +81,7 @@ class IntentRunner:
         member = await Member.get_or_none(id=intent.member_id) if intent.member_id else None
         for view in answer.replies if member is not None else []:
             try:
-                await self._notifier.send(member, view)
+                await self._channels.send(member, view)
             except Exception as exc:
                 log.warning("reply to member %s after intent %s failed: %s", member.id, intent.id,
                             type(exc).__name__)
@@ -104,13 +107,13 @@ class IntentRunner:
         what = WHAT_FAILED.get(intent.kind)
         if what is None:
             return
-        for member in await self._notifier.desk(seller):
-            tr = self._notifier.translator(member, seller)
+        for member in await self._channels.desk(seller):
+            tr = self._catalogs.for_member(member, seller)
             text = tr.gettext("⚠️ I tried {attempts} times to {what} and Ozon keeps failing ({reason}). "
                               "I keep trying; check the order in the Ozon cabinet if it does not clear.").format(
                 attempts=intent.attempts, what=tr.gettext(what).format(number=posting.posting_number),
                 reason=_reason(intent.last_error))
-            await self._notifier.send(member, View(text=text))
+            await self._channels.send(member, View(text=text))
 
 
 def _reason(error: str | None) -> str:

@@ -11,10 +11,13 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from tortoise.expressions import Q
 
+from services.channels import Channels
 from services.digest import MorningDigest
+from services.i18n import Catalogs
 from services.key_expiry import KeyExpiry
-from services.notify import Notifier
+from services.lease import Lease
 from services.orders import OrderSync
+from services.outbox import Outbox
 from services.ozon.errors import OzonAuthError, OzonError
 from services.reminders import Reminders
 from services.retries import IntentRunner
@@ -28,19 +31,22 @@ class Duties:
     """Every background duty, each an APScheduler job that decides from the database and the injected clock,
     so a restart re-derives all of them without repeating or skipping a message."""
 
-    def __init__(self, *, sync: OrderSync, runner: IntentRunner, notifier: Notifier, clock: Callable[[], datetime],
+    def __init__(self, *, sync: OrderSync, runner: IntentRunner, outbox: Outbox, channels: Channels,
+                 catalogs: Catalogs, lease: Lease, clock: Callable[[], datetime],
                  poll_interval: float, reminders: Reminders, digest: MorningDigest, key_expiry: KeyExpiry,
                  tick: float = 30.0, max_concurrent_polls: int = 100):
         self._sync = sync
         self._runner = runner
-        self._notifier = notifier
+        self._outbox = outbox
+        self._channels = channels
+        self._catalogs = catalogs
         self._clock = clock
         self._interval = poll_interval
         self._tick = tick
         self._reminders = reminders
         self._digest = digest
         self._key_expiry = key_expiry
-        self._lease = notifier.lease
+        self._lease = lease
         self._gate = asyncio.Semaphore(max_concurrent_polls)
         self.scheduler = AsyncIOScheduler(timezone="UTC")
 
@@ -119,16 +125,16 @@ class Duties:
         if not updated:
             return
         for owner in await Member.filter(seller=seller, role="owner", chat_id__not_isnull=True):
-            tr = self._notifier.translator(owner, seller)
-            await self._notifier.send(owner, View(text=tr.gettext(
+            tr = self._catalogs.for_member(owner, seller)
+            await self._channels.send(owner, View(text=tr.gettext(
                 "⚠️ Ozon refused the API key of seller {client_id} ({reason}). New orders are not being "
                 "fetched. Create a new key in the Ozon cabinet and send /connect {client_id} <new key>.").format(
                 client_id=seller.client_id, reason=exc.reason)))
 
     async def retry_work(self) -> None:
-        await self._notifier.recover_interrupted()
-        await self._notifier.retry_failed()
-        await self._notifier.dispatch_pending()
+        await self._outbox.recover_interrupted()
+        await self._outbox.retry_failed()
+        await self._outbox.dispatch_pending()
         await self._runner.retry_due()
 
 

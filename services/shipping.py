@@ -10,9 +10,12 @@ from datetime import datetime, timedelta
 from tortoise.transactions import in_transaction
 
 from services.actions import Action
-from services.cards import courier_name
-from services.notify import Notifier
+from services.cards import CardCopies, courier_name
+from services.channels import Channels
+from services.i18n import Catalogs
+from services.lease import Lease
 from services.orders import CANCELLED_STATUSES, UNPACKED_STATUSES
+from services.outbox import Outbox
 from services.ozon.errors import OzonAuthError, OzonError, OzonUnavailable
 from services.ozon.gateway import OzonGateway
 from services.ozon.models import Posting as OzonPosting
@@ -32,11 +35,15 @@ PROGRESS_EDIT_AFTER = 0.7  # seconds of waiting on Ozon's ship before the cards 
 
 
 class Shipping(TrackingSteps):
-    def __init__(self, *, gateway: OzonGateway, notifier: Notifier, clock: Callable[[], datetime],
-                 label_delay: float, poll_interval: float = 1.0):
+    def __init__(self, *, gateway: OzonGateway, channels: Channels, cards: CardCopies, catalogs: Catalogs,
+                 lease: Lease, outbox: Outbox, clock: Callable[[], datetime], label_delay: float,
+                 poll_interval: float = 1.0):
         self._gateway = gateway
-        self._notifier = notifier
-        self._lease = notifier.lease
+        self._channels = channels
+        self._cards = cards
+        self._catalogs = catalogs
+        self._lease = lease
+        self._outbox = outbox
         self._clock = clock
         self._label_delay = label_delay
         self._poll_interval = poll_interval
@@ -51,7 +58,7 @@ class Shipping(TrackingSteps):
 
     async def press(self, member: Member | None, action: Action | None, *, locale: str | None = None) -> Answer:
         """`locale` is the presser's language when they are on no desk (so even a refusal is understood)."""
-        tr = self._tr(member) if member else self._notifier.catalogs.translator(locale)
+        tr = self._tr(member) if member else self._catalogs.translator(locale)
         posting = await self.authorize(member, action.posting_id) if action else None
         if posting is None:
             log.info("refused press %s by member %s", action, member.id if member else None)
@@ -274,9 +281,9 @@ class Shipping(TrackingSteps):
             # its link instead, and the card's page offers the label for download
             view = View(text=tr.gettext("🏷 Ozon label for {number}").format(number=posting.posting_number),
                         attachment=Attachment(f"label-{posting.posting_number}.pdf", pdf),
-                        buttons=((Button(tr.gettext("Open the order card"), self._notifier.cards.action("o", posting)),),))
+                        buttons=((Button(tr.gettext("Open the order card"), self._cards.renderer.action("o", posting)),),))
             try:
-                await self._notifier.send(member, view)
+                await self._channels.send(member, view)
             except Exception as exc:  # the chat refused the file: not delivered, the retry job tries again
                 log.warning("label for %s could not be sent to member %s: %s", posting.posting_number, member.id,
                             type(exc).__name__)
@@ -341,8 +348,8 @@ class Shipping(TrackingSteps):
     # ---- open / restart ------------------------------------------------------------------------
     async def _open(self, member: Member, posting: Posting, action: Action) -> Answer:
         seller = await Seller.get(id=posting.seller_id)
-        view = await self._notifier.render_card(posting, member, seller)
-        ref = await self._notifier.send(member, view)
+        view = await self._cards.render(posting, member, seller)
+        ref = await self._channels.send(member, view)
         if ref:
             await AlertMessage.update_or_create(defaults={"message_ref": ref}, posting=posting, member=member)
         return Answer()
@@ -359,8 +366,8 @@ class Shipping(TrackingSteps):
 
     # ---- helpers -------------------------------------------------------------------------------
     def _tr(self, member: Member | None):
-        catalogs = self._notifier.catalogs
+        catalogs = self._catalogs
         return catalogs.translator(member.locale if member else None, member.timezone if member else None)
 
     async def _refresh(self, posting_id: int) -> None:
-        await self._notifier.refresh(posting_id)
+        await self._cards.refresh(posting_id)

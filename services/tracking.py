@@ -97,8 +97,8 @@ class TrackingSteps:
             view = View(
                 text=tr.gettext("{number} does not look like a {courier} number. Use it anyway?").format(
                     number=check.number, courier=courier_name(tr, posting.courier)),
-                buttons=((Button(tr.gettext("Yes, use it"), self._notifier.cards.action("y", posting)),),
-                         (Button(tr.gettext("No, type it again"), self._notifier.cards.action("w", posting)),)))
+                buttons=((Button(tr.gettext("Yes, use it"), self._cards.renderer.action("y", posting)),),
+                         (Button(tr.gettext("No, type it again"), self._cards.renderer.action("w", posting)),)))
             return Answer(replies=[view])
         return await self._record_waybill(member, posting, check.number)
 
@@ -164,7 +164,7 @@ class TrackingSteps:
             number=number, posting=posting.posting_number)
         if moved:  # the desk hears it once, like a move seen by the poll
             await Event.get_or_create(posting_id=posting.id, kind="announce", key="delivering")
-            await self._notifier.dispatch_pending()
+            await self._outbox.dispatch_pending()
         return Answer(toast=_("Sent to Ozon ✅"), replies=[View(text=text)])
 
     async def _set_tracking(self, client, intent: Intent, posting: Posting, remote: OzonPosting,

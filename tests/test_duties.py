@@ -10,10 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.app import build_services
-from services.notices import Pacer
-from services.notify import KeyedTurns
 from services.ozon.client import RetryPolicy
 from services.ozon.sandbox import Faults, OzonSandbox
+from services.pacing import KeyedTurns, Pacer
 from services.storage.models import Event, Intent, Member, Posting, Seller
 from services.views import View
 from tests.conftest import API_KEY, CLIENT_ID
@@ -99,7 +98,7 @@ async def start(make_settings):
 
 async def _with_desk(services, packer: bool):
     desk = Desk()
-    services.notifier.register(desk)
+    services.channels.register(desk)
     connected = await services.desk.connect_seller(CLIENT_ID, API_KEY)
     seller = connected.seller
     owner = await services.desk.join_as(seller, channel="console", external_id="owner", chat_id="owner",
@@ -324,7 +323,7 @@ async def test_a_new_order_is_alerted_before_a_backlog_of_reminders(start, box_a
     box.generate_orders(CLIENT_ID, 12, flows=["non_integrated"])
     services, desk, seller, (owner,) = await start(box, clock, packer=False)
     await services.sync.poll(seller)
-    await services.notifier.dispatch_pending()
+    await services.outbox.dispatch_pending()
     assert len(desk.texts(owner, "🆕 New order")) == 12
     desk.sent.clear()
 
@@ -332,7 +331,7 @@ async def test_a_new_order_is_alerted_before_a_backlog_of_reminders(start, box_a
         await Event.create(posting=posting, kind="remind", key="lead:7200")
     (fresh,) = box.generate_orders(CLIENT_ID, 1, flows=["non_integrated"])
     await services.sync.poll(seller)
-    await services.notifier.dispatch_pending()
+    await services.outbox.dispatch_pending()
 
     texts = desk.texts(owner)
     assert texts[0].startswith(f"🆕 New order {fresh['posting_number']}")

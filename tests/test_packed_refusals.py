@@ -17,7 +17,7 @@ async def desk(make_settings, sandbox):
     services = build_services(make_settings(ozon_api_url=sandbox.base_url), retry=FAST_RETRY)
     await services.start(schedule=False)
     channel = Desk()
-    services.notifier.register(channel)
+    services.channels.register(channel)
     seller = (await services.desk.connect_seller(CLIENT_ID, API_KEY)).seller
     packer = await services.desk.join_as(seller, channel="console", external_id="p", chat_id="p", name="P",
                                          locale="en", role="packer")

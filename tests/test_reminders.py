@@ -38,7 +38,7 @@ async def _start(make_settings, sandbox, clock, **overrides):
                                             **overrides), clock=clock)
     await services.start(schedule=False)
     channel = RecordingChannel()
-    services.notifier.register(channel)
+    services.channels.register(channel)
     return services, channel
 
 

@@ -128,7 +128,7 @@ async def test_a_broken_settings_row_blocks_no_other_sellers_alerts(make_setting
     await services.start(schedule=False)
     try:
         desk = Desk()
-        services.notifier.register(desk)
+        services.channels.register(desk)
         seller = (await services.desk.connect_seller(CLIENT_ID, API_KEY)).seller
         await services.desk.join_as(seller, channel="console", external_id="o", chat_id="o", name="O",
                                     locale="en", role="owner")

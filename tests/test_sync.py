@@ -54,7 +54,7 @@ async def _desk(services, members: int = 2) -> Seller:
 async def test_poll_reads_every_page_and_alerts_each_posting_once(services, sandbox):
     sandbox.generate_orders(CLIENT_ID, 230)
     channel = RecordingChannel()
-    services.notifier.register(channel)
+    services.channels.register(channel)
     seller = await _desk(services)
     report = await services.sync.poll(seller)
     assert report.postings == 230
@@ -67,7 +67,7 @@ async def test_poll_reads_every_page_and_alerts_each_posting_once(services, sand
 async def test_a_crash_inside_ingest_loses_and_repeats_nothing(services, sandbox, monkeypatch):
     sandbox.generate_orders(CLIENT_ID, 6)
     channel = RecordingChannel()
-    services.notifier.register(channel)
+    services.channels.register(channel)
     seller = await _desk(services)
     original = Event.get_or_create
     calls = {"n": 0}
@@ -96,7 +96,7 @@ async def test_a_crash_during_fan_out_resumes_without_repeating(make_settings, s
     first = build_services(settings)
     await first.start(schedule=False)
     dying = RecordingChannel(fail_after=4)  # dies after 4 of 6 alerts
-    first.notifier.register(dying)
+    first.channels.register(dying)
     seller = await _desk(first)
     await first.sync.poll(seller)
     await first.stop()
@@ -104,8 +104,8 @@ async def test_a_crash_during_fan_out_resumes_without_repeating(make_settings, s
     second = build_services(settings)  # "the process came back"
     await second.start(schedule=False)
     healthy = RecordingChannel()
-    second.notifier.register(healthy)
-    await second.notifier.retry_failed()
+    second.channels.register(healthy)
+    await second.outbox.retry_failed()
     await second.resume()
     delivered = dying.sent + healthy.sent
     assert len(delivered) == 6 and len(set(delivered)) == 6
@@ -116,7 +116,7 @@ async def test_a_crash_during_fan_out_resumes_without_repeating(make_settings, s
 async def test_cancellation_and_deadline_change_are_events_once(services, sandbox):
     (posting,) = sandbox.generate_orders(CLIENT_ID, 1)
     channel = RecordingChannel()
-    services.notifier.register(channel)
+    services.channels.register(channel)
     seller = await _desk(services, members=1)
     await services.sync.poll(seller)
     sandbox.cancel(CLIENT_ID, posting["posting_number"])
@@ -215,7 +215,7 @@ async def test_the_api_key_is_encrypted_at_rest(services, make_settings):
 async def test_an_unchanged_list_costs_one_request_and_no_parse_and_a_change_is_ingested(services, sandbox):
     sandbox.generate_orders(CLIENT_ID, 3)
     channel = RecordingChannel()
-    services.notifier.register(channel)
+    services.channels.register(channel)
     seller = await _desk(services, members=1)
     first = await services.sync.poll(seller)
     assert first.postings == 3 and first.fingerprint and not first.unchanged
@@ -239,7 +239,7 @@ async def test_an_unchanged_list_costs_one_request_and_no_parse_and_a_change_is_
 async def test_a_state_push_we_already_hold_costs_no_ozon_read_and_a_new_state_does(services, sandbox):
     (posting,) = sandbox.generate_orders(CLIENT_ID, 1, flows=["non_integrated"])
     number = posting["posting_number"]
-    services.notifier.register(RecordingChannel())
+    services.channels.register(RecordingChannel())
     seller = await _desk(services, members=1)
     await services.sync.poll(seller)
     await Posting.filter(posting_number=number).update(status="awaiting_deliver")  # as after our own ship

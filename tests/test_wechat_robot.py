@@ -42,7 +42,7 @@ async def test_robot_alerts_carry_the_action_page_link_within_the_rate_limit(ser
     assert (await services.apps.add_robot(seller, ROBOT_KEY)).id == member.id  # the same robot once
     assert ROBOT_KEY not in (await GroupRobot.get(member=member)).key_enc
     sender = RobotSender(services, WechatHttp(), period=1.0)
-    services.notifier.register(sender)
+    services.channels.register(sender)
 
     postings = sandbox.generate_orders(CLIENT_ID, 25, flows=["non_integrated"])
     started = time.monotonic()
@@ -52,7 +52,7 @@ async def test_robot_alerts_carry_the_action_page_link_within_the_rate_limit(ser
     deferred = await Notification.filter(state="failed", member=member)
     assert len(deferred) == 5 and all(n.error.startswith("deferred") and n.attempts == 0 for n in deferred)
     await asyncio.sleep(1.2)  # the robot's (scaled) minute, and our margin, have passed: the retry job sends the rest
-    assert await services.notifier.retry_failed() == 5
+    assert await services.outbox.retry_failed() == 5
     assert [c for c in fake_wecom.calls_to("webhook/send") if c.errcode] == []  # never hit 45009
     assert len(fake_wecom.robot_messages) == 25
     first = fake_wecom.robot_messages[0]["content"]

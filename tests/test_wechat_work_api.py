@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestServer
 from bot.app import build_services
 from handlers.wechat.api import SlidingWindow, WechatApiError, WechatHttp
 from handlers.wechat.work import WecomChannel
-from services.notify import DeliveryDeferred
+from services.channels import DeliveryDeferred
 from services.storage import db
 from services.storage.models import InboundCallback, Member, WecomApp
 from services.views import View
@@ -62,7 +62,7 @@ async def test_known_answer_callbacks_through_the_route(make_settings, sandbox, 
         user = "mycreate" if "90968" in message["id"] else "ChenJiaShun"
         fake_wecom.add_app(verify["receive_id"], SECRET, 218, [user])
         channel = WecomChannel(services)
-        services.notifier.register(channel)
+        services.channels.register(channel)
         web_app = web.Application()
         web_app.add_routes(channel.routes())
         async with TestServer(web_app) as server, aiohttp.ClientSession() as session:
@@ -149,7 +149,7 @@ async def test_per_member_limit_is_respected(make_settings, sandbox, fake_wecom)
             await channel.send(member, View(text=f"message {i}"), wait=True)
         assert time.monotonic() - started >= 2.0  # 12 at 5 a second needs two waits
         assert len(fake_wecom.texts_to("u1")) == 12
-        with pytest.raises(DeliveryDeferred):  # the notifier's sends never wait: they are retried later
+        with pytest.raises(DeliveryDeferred):  # the outbox's sends never wait: they are retried later
             for i in range(6):
                 await channel.send(member, View(text=f"alert {i}"))
         assert len(fake_wecom.texts_to("u1")) <= 17

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from services.notify import DeliveryDeferred
+from services.channels import DeliveryDeferred
 
 log = logging.getLogger(__name__)
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})  # invalid credential, invalid token, expired token
@@ -65,7 +65,7 @@ class SlidingWindow:
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def acquire(self, key: str, *, wait: bool = True) -> None:
-        """Takes a slot; without `wait`, a full window raises DeliveryDeferred at once, so the notifier
+        """Takes a slot; without `wait`, a full window raises DeliveryDeferred at once, so the outbox
         (which delivers to every desk in turn) moves on and retries this one later."""
         async with self._locks[key]:
             sent = self._sent[key]

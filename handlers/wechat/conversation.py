@@ -15,7 +15,7 @@ PERSON_ROLES = ("owner", "packer")
 async def translator(s: Services, channel: str, external_id: str, member: Member | None) -> Translator:
     """The member's language, else the person's stored choice, else Chinese (WeChat's default)."""
     if member is not None:
-        return s.notifier.translator(member, await Seller.get(id=member.seller_id))
+        return s.catalogs.for_member(member, await Seller.get(id=member.seller_id))
     return s.catalogs.translator(await s.desk.stored_locale(channel, external_id), s.settings.timezone)
 
 

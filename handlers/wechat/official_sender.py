@@ -54,7 +54,7 @@ class OfficialSender:
 
     async def _template(self, member: Member, view: View, posting_id: int) -> str:
         posting = await Posting.get(id=posting_id)
-        tr = self.s.notifier.translator(member, await Seller.get(id=member.seller_id))
+        tr = self.s.catalogs.for_member(member, await Seller.get(id=member.seller_id))
         remote = OzonPosting.from_api(posting.snapshot or {"posting_number": posting.posting_number})
         product = remote.products[0].name if remote.products and remote.products[0].name else "—"
         deadline = posting.shipment_date.astimezone(tr.zone).strftime("%Y年%m月%d日 %H:%M") \

@@ -28,7 +28,7 @@ class RobotSender:
         if key is None:
             return None
         self.s.redactor.add(key)
-        tr = self.s.notifier.translator(member, await Seller.get(id=member.seller_id))
+        tr = self.s.catalogs.for_member(member, await Seller.get(id=member.seller_id))
         content = render.robot_markdown(tr, view, self._link(member, view))
         await self.limiter.acquire(key, wait=False)  # a full minute defers the alert, it never blocks others
         base = self.s.settings.wecom_api_url.rstrip("/")

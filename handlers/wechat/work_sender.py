@@ -62,7 +62,7 @@ class WecomSender:
 
     # ---- ChannelSender -------------------------------------------------------------------------
     async def send(self, member: Member, view: View, *, wait: bool = False) -> str | None:
-        """`wait` for a free send slot (a reply to someone who just acted); the notifier does not wait."""
+        """`wait` for a free send slot (a reply to someone who just acted); the outbox does not wait."""
         app, creds = await self._app_of(member)
         if view.attachment is not None:
             await self._send_file(creds, member, view)  # labels come from a background task: it may wait
@@ -158,7 +158,7 @@ class WecomSender:
         return data
 
     async def _tr(self, member: Member):
-        return self.s.notifier.translator(member, await Seller.get(id=member.seller_id))
+        return self.s.catalogs.for_member(member, await Seller.get(id=member.seller_id))
 
     def _posting_id(self, view: View) -> int | None:
         """The posting a view is about, when all its buttons are about one (not a list of orders)."""

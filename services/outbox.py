@@ -1,0 +1,166 @@
+"""The outbox: each event reaches each member of its desk once. A Notification row is claimed before the
+send, so a restart or a second process never sends it twice; a send cut short is recovered, labelled."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
+
+from services import reminders
+from services.cards import CardCopies
+from services.channels import Channels, DeliveryDeferred
+from services.durations import in_quiet_hours
+from services.i18n import Catalogs
+from services.lease import Lease
+from services.storage.models import AlertMessage, Event, Member, Notification, Posting, Seller
+from services.views import View
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 5
+# events per read; new orders that arrive meanwhile are looked for again after each batch, so the other
+# kinds come in small batches
+NEW_BATCH, OTHER_BATCH = 50, 10
+
+
+class Outbox:
+    def __init__(self, *, channels: Channels, cards: CardCopies, catalogs: Catalogs, lease: Lease,
+                 clock: Callable[[], datetime]):
+        self._channels = channels
+        self._cards = cards
+        self._catalogs = catalogs
+        self._lease = lease
+        self._clock = clock
+        self._lock = asyncio.Lock()
+
+    async def dispatch_pending(self) -> int:
+        """Delivers every event not yet dispatched, oldest first. Safe to call from anywhere, any time."""
+        done = 0
+        broken: list[int] = []  # events that raised: left for the next call, never blocking the others
+        async with self._lock:
+            while True:
+                batch = await self._next_batch(broken)
+                if not batch:
+                    return done
+                for event in batch:
+                    try:
+                        await self._dispatch(event)
+                    except Exception:
+                        log.exception("event %s (%s) could not be dispatched; will retry", event.id, event.kind)
+                        broken.append(event.id)
+                        continue
+                    event.dispatched_at = self._clock()
+                    await event.save(update_fields=["dispatched_at"])
+                    done += 1
+
+    @staticmethod
+    async def _next_batch(broken: list[int]) -> list[Event]:
+        """New orders first, then the rest, each oldest first: a burst of reminders or status changes
+        (a morning's deadlines, a resync) must not hold back the alert for an order that just came in."""
+        for kinds, limit in (({"kind": "new"}, NEW_BATCH), ({"kind__not": "new"}, OTHER_BATCH)):
+            batch = await Event.filter(dispatched_at__isnull=True, **kinds).exclude(id__in=broken).order_by("id") \
+                .limit(limit).prefetch_related("posting__seller")
+            if batch:
+                return batch
+        return []
+
+    async def _dispatch(self, event: Event) -> None:
+        posting: Posting = event.posting
+        seller: Seller = posting.seller
+        if event.kind in ("status", "deadline", "cancelled", "announce"):
+            await self._cards.refresh(posting.id)
+        if event.kind not in ("new", "remind", "cancelled", "announce"):
+            return
+        if event.kind == "remind" and not reminders.still_due(event, posting):
+            return  # packed (or tracked) meanwhile: the reminder has nothing left to say
+        silent = event.kind == "new" and in_quiet_hours(seller.quiet_hours, seller.timezone, self._clock())
+        for member in await self._channels.desk(seller):
+            note = await self._claim(event, member)
+            if note is not None:
+                await self._deliver(note, event, posting, seller, member, silent=silent)
+
+    async def _claim(self, event: Event, member: Member) -> Notification | None:
+        """The notification row, claimed by this process; None if it was delivered or is in flight."""
+        try:
+            return await Notification.create(event=event, member=member, state="sending",
+                                             claimed_by=self._lease.owner, claim_until=self._lease.expiry())
+        except IntegrityError:
+            existing = await Notification.get(event=event, member=member)
+            if existing.state == "failed" and await self._lease.claim_notification(existing.id, from_state="failed"):
+                return await Notification.get(id=existing.id)
+            return None  # already delivered (or in flight elsewhere): never twice
+
+    async def _deliver(self, note: Notification, event: Event, posting: Posting, seller: Seller, member: Member,
+                       *, silent: bool = False, marker: str = "") -> None:
+        if event.kind == "new":
+            view = await self._cards.render(posting, member, seller)
+        else:
+            view = reminders.render(event, posting, self._catalogs.for_member(member, seller),
+                                    self._cards.renderer, self._clock())
+            if view is None:
+                await Notification.filter(id=note.id).update(state="skipped", claimed_by=None)
+                return
+        if marker or silent:
+            view = View(text=marker + view.text, buttons=view.buttons, silent=silent)
+        ref = await self._attempt(note, member, view)
+        if ref is None:
+            return  # failed: retry_failed tries again
+        if ref and event.kind == "new":  # recorded first: recovery after a crash reads it as "delivered"
+            await AlertMessage.update_or_create(defaults={"message_ref": ref}, posting=posting, member=member)
+        await Notification.filter(id=note.id).update(state="sent", claimed_by=None, resent=bool(marker))
+
+    async def _attempt(self, note: Notification, member: Member, view: View) -> str | None:
+        note.attempts += 1
+        try:
+            ref = await self._channels.send(member, view)
+        except DeliveryDeferred:
+            await Notification.filter(id=note.id).update(state="failed", error="deferred: channel send limit",
+                                                         claimed_by=None)
+            return None
+        except Exception as exc:  # a channel failure must not stop the desk's other members
+            log.warning("delivery to member %s failed: %s", member.id, type(exc).__name__)
+            await Notification.filter(id=note.id).update(state="failed", error=str(exc)[:500], attempts=note.attempts,
+                                                         claimed_by=None)
+            return None
+        await Notification.filter(id=note.id).update(attempts=note.attempts)
+        return ref or ""
+
+    async def retry_failed(self) -> int:
+        """Failed deliveries (channel down) are tried again by the scheduler, every kind of event."""
+        failed = await Notification.filter(state="failed", attempts__lt=MAX_ATTEMPTS).prefetch_related(
+            "event__posting__seller", "member")
+        retried = 0
+        for note in failed:
+            if not await self._lease.claim_notification(note.id, from_state="failed"):
+                continue  # another process took it
+            event, posting = note.event, note.event.posting
+            await self._deliver(note, event, posting, posting.seller, note.member)
+            retried += 1
+        return retried
+
+    async def recover_interrupted(self) -> int:
+        """Notifications left `sending` by a process that died mid-send (its claim ran out).
+
+        Whether the message reached the chat is unknowable, so the policy is: a card whose message was
+        recorded (AlertMessage) was delivered and is only marked sent; anything else is sent again,
+        once, with a marker that says it may be a copy. A possible, labelled duplicate beats a lost alert.
+        """
+        stale = await Notification.filter(Q(claim_until__isnull=True) | Q(claim_until__lt=self._clock()),
+                                           state="sending").prefetch_related("event__posting__seller", "member")
+        recovered = 0
+        for note in stale:
+            if not await self._lease.claim_notification(note.id, from_state="sending"):
+                continue
+            event, posting, member = note.event, note.event.posting, note.member
+            if event.kind == "new" and await AlertMessage.exists(posting=posting, member=member):
+                await Notification.filter(id=note.id).update(state="sent", claimed_by=None)
+                continue
+            tr = self._catalogs.for_member(member, posting.seller)
+            marker = tr.gettext("↻ Sent again after a restart; if you already have this message, ignore one copy.")
+            await self._deliver(note, event, posting, posting.seller, member, marker=marker + "\n")
+            recovered += 1
+        return recovered
