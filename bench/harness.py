@@ -114,7 +114,7 @@ def bench_settings(db_url: str, *, ozon_url: str, telegram_url: str | None = Non
                   ozon_api_url=ozon_url, poll_interval=3600, quiet_hours="off", label_delay=0.5,
                   log_level="CRITICAL")  # stop-time cancellations of running jobs are noise here
     if telegram_url:
-        from bot.telegram_fake import DEFAULT_TOKEN
+        from sandbox.telegram import DEFAULT_TOKEN
 
         values.update(telegram_token=SecretStr(DEFAULT_TOKEN), telegram_api_url=f"{telegram_url}/bot",
                       telegram_file_url=f"{telegram_url}/file/bot")

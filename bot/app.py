@@ -23,13 +23,13 @@ from services.notices import NoticeBoard
 from services.orders import OrderSync
 from services.outbox import Outbox
 from services.ozon.client import RetryPolicy
-from services.ozon.gateway import OzonGateway
 from services.preferences import Preferences
 from services.ratelimit import InboundLimiter
 from services.reminders import Reminders
 from services.retries import IntentRunner
 from services.scheduler import Duties
 from services.security import RedactingFilter, SecretBox, load_or_create_key
+from services.sellers import OzonGateway
 from services.shipping import Shipping
 from services.storage import db
 from services.wechat_apps import WechatApps

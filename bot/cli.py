@@ -79,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "sandbox":
-        from services.ozon.sandbox import serve
+        from sandbox.ozon import serve
 
         return _run(serve(args.host, args.port, args.seed, args.client_id, args.api_key, args.orders,
                           args.label_delay))

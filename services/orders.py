@@ -11,8 +11,8 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from services.ozon.errors import OzonError, OzonUnavailable
-from services.ozon.gateway import OzonGateway
 from services.ozon.models import Posting as OzonPosting
+from services.sellers import OzonGateway
 from services.storage.models import Event, Intent, Posting, Seller
 
 log = logging.getLogger(__name__)

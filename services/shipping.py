@@ -17,8 +17,8 @@ from services.lease import Lease
 from services.orders import CANCELLED_STATUSES, UNPACKED_STATUSES
 from services.outbox import Outbox
 from services.ozon.errors import OzonAuthError, OzonError, OzonUnavailable
-from services.ozon.gateway import OzonGateway
 from services.ozon.models import Posting as OzonPosting
+from services.sellers import OzonGateway
 from services.storage.models import AlertMessage, Intent, Member, Posting, Seller
 from services.tracking import TrackingSteps
 from services.views import Answer, Attachment, Button, View

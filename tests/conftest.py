@@ -36,7 +36,7 @@ async def db_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 async def sandbox():
-    from services.ozon.sandbox import OzonSandbox
+    from sandbox.ozon import OzonSandbox
 
     box = OzonSandbox(seed=11, label_delay=0.2, registration_delay=0.3)
     box.add_seller(CLIENT_ID, API_KEY)
@@ -47,7 +47,7 @@ async def sandbox():
 
 @pytest.fixture
 async def fake_tg():
-    from tests.fakes.telegram import FakeBotAPI
+    from sandbox.telegram import FakeBotAPI
 
     api = FakeBotAPI()
     await api.start()

@@ -11,8 +11,8 @@ from pydantic import SecretStr
 from tortoise.exceptions import ConfigurationError
 
 from bot.service import run_service
+from sandbox.telegram import DEFAULT_TOKEN
 from services.storage.models import Seller
-from tests.fakes.telegram import DEFAULT_TOKEN
 from tests.harness.service import accepts_connections, running_bot
 
 
