@@ -78,10 +78,10 @@ def _free_port() -> int:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    """The fault suite's counts, visible in CI output without `pytest -s`."""
+    """The fault suite's counts and the spec contract's figures, visible in CI output without `pytest -s`."""
     from tests.harness.report import LINES
 
     if LINES:
-        terminalreporter.section("fault suite figures")
+        terminalreporter.section("suite figures")
         for line in LINES:
             terminalreporter.write_line(line)
