@@ -11,7 +11,6 @@ import pytest
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
-from bench.harness import accepts_connections, running_service
 from bot.config import Settings
 
 PG_URL = os.environ.get("OZONBOT_TEST_DATABASE_URL")
@@ -78,16 +77,11 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-# `ozonbot run` in this process (a restart is two of these in a row): the bench's wiring, shared
-running_bot = running_service
-_port_open = accepts_connections
-
-
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    """The fault suite's counts, visible in CI output without `pytest -s`."""
+    """The fault suite's counts and the spec contract's figures, visible in CI output without `pytest -s`."""
     from tests.harness.report import LINES
 
     if LINES:
-        terminalreporter.section("fault suite figures")
+        terminalreporter.section("suite figures")
         for line in LINES:
             terminalreporter.write_line(line)

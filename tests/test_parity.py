@@ -21,7 +21,8 @@ from sandbox.wechat.official import FakeOfficialAccount
 from sandbox.wechat.wecom import FakeWecom
 from services.commands import INSTEAD
 from services.storage.models import Member, Posting, Seller
-from tests.conftest import API_KEY, CLIENT_ID, running_bot
+from tests.conftest import API_KEY, CLIENT_ID
+from tests.harness.service import running_bot
 from tests.parity_drivers import ConsoleDriver, OfficialDriver, TelegramDriver, WecomDriver
 from tests.test_wechat_official import APP_ID, APP_SECRET, TEMPLATE, Follower
 from tests.test_wechat_work import AGENT, CORP, SECRET, connect_wecom

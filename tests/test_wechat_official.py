@@ -17,7 +17,8 @@ from bot.app import build_services
 from sandbox.wechat.crypto import CallbackSigner, new_aes_key, new_token, text_field, xml
 from sandbox.wechat.official import FakeOfficialAccount
 from services.storage.models import Event, InboundCallback, Member, Posting, Seller
-from tests.conftest import API_KEY, CLIENT_ID, running_bot
+from tests.conftest import API_KEY, CLIENT_ID
+from tests.harness.service import running_bot
 from tests.page_helpers import WAYBILL
 from tests.test_action_page import get, submit, tracking_calls
 from tests.test_wechat_work import cli

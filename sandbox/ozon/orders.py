@@ -127,7 +127,7 @@ def financial_data(products: Sequence[dict[str, Any]], city: str) -> dict[str, A
                 "total_discount_value": float((amount * Decimal("0.25")).quantize(_CENT)),
                 "total_discount_percent": 20.0,
                 "actions": ["Системная виртуальная скидка селлера Россия (CNY)"],
-                "commission": {"amount": "0.00", "currency": "CNY", "percent": 15},
+                "commission": {"amount": 0.0, "currency": "CNY", "percent": 15},  # 0 until delivered
                 "customer_price": {"amount": money(amount * CNY_RUB), "currency": "RUB"},
             }
         )
@@ -270,7 +270,7 @@ def generate_posting(
         "is_click_and_collect": False,
         "is_presortable": False,
         "require_blr_traceable_attrs": False,
-        "scanit": {},
+        "scanit": "",
         "sorting_center": None,
         "volume_weight": round(sum(p["weight"] * p["quantity"] for p in products) * 1.2, 3),
     }
