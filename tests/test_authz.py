@@ -228,6 +228,8 @@ async def test_owner_removes_a_packer_whose_buttons_stop_at_once(desk, sandbox, 
     query = tg.press(OWNER, "Remove", message_id=listing.message_id)
     await tg.wait_for(lambda: tg.callback_answer(query), timeout=10)
     assert (await Member.get(id=packer.id)).role == "packer"  # asked first, removed only on Yes
+    await tg.wait_for(lambda: any("Yes, remove" in label for label, _ in tg.buttons(OWNER, listing.message_id)),
+                      timeout=10, what="the confirmation, edited into the list")  # the edit follows the answer
     query = tg.press(OWNER, "Yes, remove")
     answer = await tg.wait_for(lambda: tg.callback_answer(query), timeout=10)
     assert "no longer on the desk" in answer["text"]
