@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from bot.config import Settings
+from handlers.ports import ChatPort, OfficialConfig, PagePort, TelegramConfig, WechatPort
 from services.actions import ActionCodec
 from services.background import Background
 from services.buttons import ButtonRouter
@@ -89,6 +90,30 @@ class Services:
             if schedule:
                 self.duties.start()
             self._stack = stack.pop_all()
+
+    # ---- what each channel is given (handlers/ports.py): its services and its own configuration --------------
+    def page_port(self) -> PagePort:
+        return PagePort(shipping=self.shipping, desk=self.desk, cards=self.cards, catalogs=self.catalogs,
+                        codec=self.codec, box=self.box, links=self.links)
+
+    def chat_port(self) -> ChatPort:
+        s = self.settings
+        config = TelegramConfig(token=s.telegram_token.get_secret_value() if s.telegram_token else "",
+                                api_url=s.telegram_api_url, file_url=s.telegram_file_url,
+                                webhook_url=s.telegram_webhook_url)
+        return ChatPort(conversation=self.conversation, limiter=self.limiter, box=self.box, redactor=self.redactor,
+                        config=config)
+
+    def wechat_port(self) -> WechatPort:
+        s = self.settings
+        official = OfficialConfig(
+            app_id=s.wechat_app_id or "", app_secret=s.wechat_app_secret.get_secret_value(),
+            token=s.wechat_token.get_secret_value(),
+            aes_key=s.wechat_aes_key.get_secret_value() if s.wechat_aes_key else None,
+            template_id=s.wechat_template_id, api_url=s.wechat_api_url) if s.official_account else None
+        return WechatPort(conversation=self.conversation, desk=self.desk, catalogs=self.catalogs, codec=self.codec,
+                          links=self.links, box=self.box, apps=self.apps, redactor=self.redactor, clock=self.clock,
+                          wecom_api_url=s.wecom_api_url, official=official)
 
     async def resume(self) -> None:
         """Work owed from before a restart: sends cut short, undelivered events, unfinished intents, labels."""

@@ -17,20 +17,17 @@ import json
 import logging
 import zlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 from aiohttp import BodyPartReader, web
 
+from handlers.ports import PagePort
 from services.i18n import Translator, normalize_locale, pick_locale
 from services.links import LinkClaim
 from services.security import SecretBox
 from services.shipping import PERSON_ROLES
 from services.storage.models import Member, Posting, Seller
 from services.views import Answer, Button, View
-
-if TYPE_CHECKING:  # bot.app registers these routes, so a runtime import would be circular
-    from bot.app import Services
 
 log = logging.getLogger(__name__)
 FORM_LIMIT = 8 * 1024  # a press or a number is a few hundred bytes
@@ -106,8 +103,8 @@ class Visit:
 
 
 class ActionPage:
-    def __init__(self, services: Services):
-        self.s = services
+    def __init__(self, port: PagePort):
+        self.s = port
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/a/{token}", self.show), web.post("/a/{token}/press", self.press),

@@ -6,8 +6,8 @@ import asyncio
 import sys
 from collections.abc import Callable
 
-from bot.app import Services
 from services.commands import CONSOLE, Command, Verb, parse_command
+from services.conversation import Conversation
 from services.storage.models import Member
 from services.views import Answer, View
 
@@ -19,8 +19,8 @@ class ConsoleChannel:
 
     channel = CHANNEL
 
-    def __init__(self, services: Services, member: Member, write: Callable[[str], None] | None = None):
-        self.s = services
+    def __init__(self, conversation: Conversation, member: Member, write: Callable[[str], None] | None = None):
+        self.conversation = conversation
         self.member = member
         self._write = write or (lambda text: print(text, flush=True))
         self._options: list[str] = []
@@ -54,12 +54,12 @@ class ConsoleChannel:
         if not line:
             return
         self.member = await Member.get(id=self.member.id)  # its language may have changed since
-        caller = await self.s.conversation.caller(CONSOLE, self.member.external_id, chat_id=self.member.chat_id,
+        caller = await self.conversation.caller(CONSOLE, self.member.external_id, chat_id=self.member.chat_id,
                                                   name=self.member.name, member=self.member)
         if line.isdigit() and 1 <= int(line) <= len(self._options):
-            await self._show_answer(await self.s.conversation.press(caller, self._options[int(line) - 1]))
+            await self._show_answer(await self.conversation.press(caller, self._options[int(line) - 1]))
             return
-        await self._show_answer(await self.s.conversation.text(caller, line))
+        await self._show_answer(await self.conversation.text(caller, line))
         if parse_command(line) == Command(Verb.HELP):
             self._write(caller.tr.gettext("Here, type the number of an option to press it."))
 

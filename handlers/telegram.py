@@ -34,7 +34,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.app import Services
+from handlers.ports import ChatPort
 from handlers.telegram_transport import AiohttpRequest
 from services.commands import TELEGRAM, Surface, Verb
 from services.conversation import Caller
@@ -53,22 +53,21 @@ SERVICE_SENDERS = frozenset({1087968824, 136817688, 777000})
 class TelegramChannel:
     channel = CHANNEL
 
-    def __init__(self, services: Services):
-        self.s = services
-        self.conversation = services.conversation
-        settings = services.settings
-        token = settings.telegram_token.get_secret_value() if settings.telegram_token else ""
+    def __init__(self, port: ChatPort):
+        self.conversation = port.conversation
+        self._limiter = port.limiter
+        self._config = config = port.config
         # derived from the secret key, so every process behind a load balancer checks the same token
-        self._webhook_secret = services.box.sign("telegram-webhook-secret", 32)
-        services.redactor.add(self._webhook_secret)
+        self._webhook_secret = port.box.sign("telegram-webhook-secret", 32)
+        port.redactor.add(self._webhook_secret)
         # PTB logs whole updates at DEBUG before any handler sees them: a /connect carries a key
-        services.redactor.add_pattern(r"(/connect(?:@\w+)?\s+\S+\s+)[^\s'\"\\]+")
-        builder = (ApplicationBuilder().token(token)
-                   .base_url(settings.telegram_api_url).base_file_url(settings.telegram_file_url)
+        port.redactor.add_pattern(r"(/connect(?:@\w+)?\s+\S+\s+)[^\s'\"\\]+")
+        builder = (ApplicationBuilder().token(config.token)
+                   .base_url(config.api_url).base_file_url(config.file_url)
                    .request(AiohttpRequest()).get_updates_request(AiohttpRequest(pool_size=2))
                    .rate_limiter(AIORateLimiter(max_retries=5))
                    .concurrent_updates(64).job_queue(None))
-        if settings.telegram_webhook_url:
+        if config.webhook_url:
             builder = builder.updater(None)
         self.app: Application = builder.build()
         self._register()
@@ -77,11 +76,10 @@ class TelegramChannel:
     async def start(self, web_app: web.Application | None = None) -> None:
         await self.app.initialize()
         await self.app.start()
-        settings = self.s.settings
         with suppress(TelegramError):
             await self.app.bot.set_my_commands([BotCommand(v.value, v.value) for v in Verb])
-        if settings.telegram_webhook_url:
-            await self.app.bot.set_webhook(url=settings.telegram_webhook_url, secret_token=self._webhook_secret,
+        if self._config.webhook_url:
+            await self.app.bot.set_webhook(url=self._config.webhook_url, secret_token=self._webhook_secret,
                                            allowed_updates=["message", "callback_query"])
         else:
             await self.app.updater.start_polling(poll_interval=0.0, timeout=10,
@@ -153,7 +151,7 @@ class TelegramChannel:
     async def on_any_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Inbound rate limit per person and per chat: a flood is dropped, with one polite word."""
         user, chat = update.effective_user, update.effective_chat
-        verdict = self.s.limiter.check(str(user.id) if user else None, str(chat.id) if chat else None)
+        verdict = self._limiter.check(str(user.id) if user else None, str(chat.id) if chat else None)
         if verdict.allowed:
             return
         log.info("rate limit: dropped an update from user %s in chat %s", user.id if user else None,

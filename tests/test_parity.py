@@ -178,7 +178,7 @@ class _Surface:
         member = await services.desk.join_as(connected.seller, channel="console", external_id="demo",
                                              chat_id="console", name="Demo", locale="zh_CN", role="owner")
         lines: list[str] = []
-        channel = ConsoleChannel(services, member, write=lines.append)
+        channel = ConsoleChannel(services.conversation, member, write=lines.append)
         services.channels.register(channel)
         await services.sync.poll(connected.seller)
         return ConsoleDriver(channel, lines), {"demo": "owner"}

@@ -13,7 +13,7 @@ from aiohttp import web
 from tortoise.exceptions import IntegrityError
 from wechatpy.replies import TextReply
 
-from bot.app import Services
+from handlers.ports import WechatPort
 from handlers.wechat import crypto
 from handlers.wechat.api import WechatApiError, WechatHttp
 from handlers.wechat.crypto import dedupe_key
@@ -34,11 +34,10 @@ BIND_PREFIX = "bind_"
 
 
 class OfficialAccount(OfficialSender):
-    def __init__(self, services: Services, http: WechatHttp | None = None):
-        super().__init__(services, http or WechatHttp(on_secret=services.redactor.add))
-        settings = services.settings
-        self._token = settings.wechat_token.get_secret_value()
-        self._aes_key = settings.wechat_aes_key.get_secret_value() if settings.wechat_aes_key else None
+    def __init__(self, port: WechatPort, http: WechatHttp | None = None):
+        super().__init__(port, http or WechatHttp(on_secret=port.redactor.add))
+        self._token = port.official.token
+        self._aes_key = port.official.aes_key
         self._tasks: set[asyncio.Task] = set()
 
     def routes(self) -> list[web.RouteDef]:

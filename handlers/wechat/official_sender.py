@@ -9,8 +9,8 @@ import re
 from datetime import timedelta
 from urllib.parse import quote
 
-from bot.app import Services
 from handlers.action_page import write_flash
+from handlers.ports import WechatPort
 from handlers.wechat.api import AppAuth, WechatApiError, WechatHttp
 from handlers.wechat.render import cut_bytes
 from services.cards import status_words
@@ -28,17 +28,16 @@ MAX_QR_SECONDS = 2592000  # temporary QR codes live at most 30 days
 class OfficialSender:
     channel = CHANNEL
 
-    def __init__(self, services: Services, http: WechatHttp):
-        self.s = services
+    def __init__(self, port: WechatPort, http: WechatHttp):
+        self.s = port
         self.http = http
-        settings = services.settings
-        self.app_id = settings.wechat_app_id or ""
-        secret = settings.wechat_app_secret.get_secret_value() if settings.wechat_app_secret else ""
-        self.template_id = settings.wechat_template_id
-        self.auth = AppAuth(cache_key=f"oa:{self.app_id}", base_url=settings.wechat_api_url.rstrip("/") + "/cgi-bin/",
+        config = port.official
+        self.app_id = config.app_id
+        self.template_id = config.template_id
+        self.auth = AppAuth(cache_key=f"oa:{self.app_id}", base_url=config.api_url.rstrip("/") + "/cgi-bin/",
                             token_path="stable_token", token_post=True,
-                            token_params={"grant_type": "client_credential", "appid": self.app_id, "secret": secret,
-                                          "force_refresh": False})
+                            token_params={"grant_type": "client_credential", "appid": self.app_id,
+                                          "secret": config.app_secret, "force_refresh": False})
 
     async def call(self, path: str, **kwargs):
         return await self.http.call(self.auth, path, **kwargs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from bot.app import Services
+from handlers.ports import WechatPort
 from handlers.wechat import render
 from handlers.wechat.api import SlidingWindow, WechatHttp
 from services.storage.models import Member, Seller
@@ -18,8 +18,8 @@ ROBOT_LIMIT = 20  # messages a minute per robot (WeCom answers 45009 above)
 class RobotSender:
     channel = ROBOT_CHANNEL
 
-    def __init__(self, services: Services, http: WechatHttp, *, limit: int = ROBOT_LIMIT, period: float = 60.0):
-        self.s = services
+    def __init__(self, port: WechatPort, http: WechatHttp, *, limit: int = ROBOT_LIMIT, period: float = 60.0):
+        self.s = port
         self.http = http
         self.limiter = SlidingWindow(limit, period)
 
@@ -31,7 +31,7 @@ class RobotSender:
         tr = self.s.catalogs.for_member(member, await Seller.get(id=member.seller_id))
         content = render.robot_markdown(tr, view, self._link(member, view))
         await self.limiter.acquire(key, wait=False)  # a full minute defers the alert, it never blocks others
-        base = self.s.settings.wecom_api_url.rstrip("/")
+        base = self.s.wecom_api_url.rstrip("/")
         await self.http.post_plain(f"{base}/cgi-bin/webhook/send?key={key}", "webhook/send",
                                    {"msgtype": "markdown", "markdown": {"content": content}})
         return None  # a robot message cannot be edited: nothing to keep

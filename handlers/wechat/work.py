@@ -14,7 +14,7 @@ from dataclasses import replace
 from aiohttp import web
 from tortoise.exceptions import IntegrityError
 
-from bot.app import Services
+from handlers.ports import WechatPort
 from handlers.wechat import crypto, render
 from handlers.wechat.api import WechatApiError, WechatHttp
 from handlers.wechat.crypto import dedupe_key
@@ -32,8 +32,8 @@ MAX_BODY = 64 * 1024
 class WecomChannel(WecomSender):
     """The WeCom surface: inbound callbacks for every seller's app and the sender the Notifier uses."""
 
-    def __init__(self, services: Services, http: WechatHttp | None = None):
-        super().__init__(services, http or WechatHttp(on_secret=services.redactor.add))
+    def __init__(self, port: WechatPort, http: WechatHttp | None = None):
+        super().__init__(port, http or WechatHttp(on_secret=port.redactor.add))
         self._tasks: set[asyncio.Task] = set()
 
     def routes(self) -> list[web.RouteDef]:

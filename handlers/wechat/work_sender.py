@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from bot.app import Services
+from handlers.ports import WechatPort
 from handlers.wechat import render
 from handlers.wechat.api import AppAuth, SlidingWindow, WechatApiError, WechatHttp
 from services.storage.models import Member, Seller, WecomApp, WecomCard
@@ -36,8 +36,8 @@ _BATCH: contextvars.ContextVar[_EditBatch | None] = contextvars.ContextVar("weco
 class WecomSender:
     channel = CHANNEL
 
-    def __init__(self, services: Services, http: WechatHttp, *, member_limit: int = MEMBER_LIMIT):
-        self.s = services
+    def __init__(self, port: WechatPort, http: WechatHttp, *, member_limit: int = MEMBER_LIMIT):
+        self.s = port
         self.http = http
         self.limiter = SlidingWindow(member_limit, 60.0)
 
@@ -45,7 +45,7 @@ class WecomSender:
     def auth(self, creds: WecomCredentials) -> AppAuth:
         digest = hashlib.sha256(creds.secret.encode()).hexdigest()[:12]
         return AppAuth(cache_key=f"wecom:{creds.corp_id}:{creds.agent_id}:{digest}",
-                       base_url=self.s.settings.wecom_api_url.rstrip("/") + "/cgi-bin/",
+                       base_url=self.s.wecom_api_url.rstrip("/") + "/cgi-bin/",
                        token_path="gettoken", token_params={"corpid": creds.corp_id, "corpsecret": creds.secret})
 
     def credentials(self, app: WecomApp) -> WecomCredentials:
