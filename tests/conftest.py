@@ -11,7 +11,6 @@ import pytest
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
-from bench.harness import accepts_connections, running_service
 from bot.config import Settings
 
 PG_URL = os.environ.get("OZONBOT_TEST_DATABASE_URL")
@@ -80,11 +79,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-# `ozonbot run` in this process (a restart is two of these in a row): the bench's wiring, shared
-running_bot = running_service
-_port_open = accepts_connections
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
