@@ -102,7 +102,7 @@ class Services:
                                 api_url=s.telegram_api_url, file_url=s.telegram_file_url,
                                 webhook_url=s.telegram_webhook_url)
         return ChatPort(conversation=self.conversation, limiter=self.limiter, box=self.box, redactor=self.redactor,
-                        config=config)
+                        catalogs=self.catalogs, config=config)
 
     def wechat_port(self) -> WechatPort:
         s = self.settings

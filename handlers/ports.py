@@ -51,6 +51,7 @@ class ChatPort:
     limiter: InboundLimiter
     box: SecretBox
     redactor: RedactingFilter
+    catalogs: Catalogs
     config: TelegramConfig
 
 

@@ -12,6 +12,9 @@ from functools import partial
 from aiohttp import web
 from telegram import (
     BotCommand,
+    BotCommandScopeAllGroupChats,
+    BotCommandScopeAllPrivateChats,
+    BotCommandScopeChat,
     ForceReply,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -36,7 +39,7 @@ from telegram.ext import (
 
 from handlers.ports import ChatPort
 from handlers.telegram_transport import AiohttpRequest
-from services.commands import TELEGRAM, Surface, Verb
+from services.commands import TELEGRAM, Surface, Verb, menu
 from services.conversation import Caller
 from services.i18n import Translator
 from services.storage.models import Member
@@ -56,6 +59,7 @@ class TelegramChannel:
     def __init__(self, port: ChatPort):
         self.conversation = port.conversation
         self._limiter = port.limiter
+        self._catalogs = port.catalogs
         self._config = config = port.config
         # derived from the secret key, so every process behind a load balancer checks the same token
         self._webhook_secret = port.box.sign("telegram-webhook-secret", 32)
@@ -76,14 +80,31 @@ class TelegramChannel:
     async def start(self, web_app: web.Application | None = None) -> None:
         await self.app.initialize()
         await self.app.start()
-        with suppress(TelegramError):
-            await self.app.bot.set_my_commands([BotCommand(v.value, v.value) for v in Verb])
+        await self._set_menus()
         if self._config.webhook_url:
             await self.app.bot.set_webhook(url=self._config.webhook_url, secret_token=self._webhook_secret,
                                            allowed_updates=["message", "callback_query"])
         else:
             await self.app.updater.start_polling(poll_interval=0.0, timeout=10,
                                                  allowed_updates=["message", "callback_query"])
+
+    async def _set_menus(self) -> None:
+        """The command menu of each kind of chat, in each language (Telegram picks by the client's language;
+        the list without a language, for everyone else, is Chinese)."""
+        for locale, code in (("zh_CN", None), ("zh_CN", "zh"), ("ru", "ru"), ("en", "en")):
+            tr = self._catalogs.translator(locale)
+            for kind, scope in (("private", BotCommandScopeAllPrivateChats()), ("group", BotCommandScopeAllGroupChats())):
+                commands = [BotCommand(name, text) for name, text in menu(kind, tr)]
+                with suppress(TelegramError):
+                    await self.app.bot.set_my_commands(commands, scope=scope, language_code=code)
+
+    async def _owner_menu(self, caller: Caller) -> None:
+        """An owner's own chat lists what only owners do (invite, members), in the owner's language."""
+        if not caller.private or caller.chat_id is None:
+            return
+        commands = [BotCommand(name, text) for name, text in menu("owner", caller.tr)]
+        with suppress(TelegramError):
+            await self.app.bot.set_my_commands(commands, scope=BotCommandScopeChat(int(caller.chat_id)))
 
     async def stop(self) -> None:
         if self.app.updater and self.app.updater.running:
@@ -201,6 +222,8 @@ class TelegramChannel:
         caller = await self._caller(update, surface=surface)
         answer = await self.conversation.command(caller, Verb.CONNECT, " ".join(context.args or ()))
         await self._answer(update, answer)
+        if not answer.alert and len(context.args or ()) == 2:
+            await self._owner_menu(await self._caller(update))
 
     async def on_press(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query

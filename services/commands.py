@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from services.i18n import N_, Translator
+
 
 class Verb(StrEnum):
     START = "start"
@@ -117,3 +119,28 @@ INSTEAD: dict[tuple[str, str], str] = {
     ("console", "join"): "the demo has one member, its owner",
     ("console", "photo"): "a terminal sends no photos: the waybill number is typed",
 }
+
+# The command menus a surface shows (Telegram's per-scope command lists): what each kind of chat can do.
+DESCRIPTIONS = {
+    Verb.START: N_("start here"),
+    Verb.HELP: N_("every command, explained"),
+    Verb.ORDERS: N_("open orders, most urgent first"),
+    Verb.STATUS: N_("status of a posting, order or tracking number"),
+    Verb.LANG: N_("language: zh, ru or en"),
+    Verb.JOIN: N_("join a desk with the owner's code"),
+    Verb.CONNECT: N_("connect your Ozon account"),
+    Verb.SETTINGS: N_("quiet hours, reminders, default courier"),
+    Verb.INVITE: N_("a one-time code for a packer"),
+    Verb.MEMBERS: N_("who is on the desk"),
+}
+MENUS = {
+    "private": (Verb.ORDERS, Verb.STATUS, Verb.SETTINGS, Verb.JOIN, Verb.CONNECT, Verb.LANG, Verb.HELP),
+    "owner": (Verb.ORDERS, Verb.STATUS, Verb.INVITE, Verb.MEMBERS, Verb.SETTINGS, Verb.CONNECT, Verb.LANG,
+              Verb.HELP),
+    "group": (Verb.ORDERS, Verb.STATUS, Verb.HELP),
+}
+
+
+def menu(kind: str, tr: Translator) -> list[tuple[str, str]]:
+    """(command, description) pairs of one menu, in the reader's language."""
+    return [(verb.value, tr.gettext(DESCRIPTIONS[verb])) for verb in MENUS[kind]]

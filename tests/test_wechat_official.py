@@ -99,7 +99,9 @@ async def test_bind_by_qr_alert_by_template_reply_passively_and_unsubscribe(oa_s
     assert list(fake_oa.qrcodes.values()) == [f"bind_{invite}"]
     async with running_bot(oa_settings):
         await fake_oa.wait_for(lambda: fake_oa.menu)
-        assert [b["name"] for b in fake_oa.menu["button"]] == ["待打包", "查询订单", "帮助"]
+        assert [b["name"] for b in fake_oa.menu["button"]] == ["待打包", "查询订单", "更多"]
+        assert [b["name"] for b in fake_oa.menu["button"][2]["sub_button"]] == ["设置", "邀请打包员", "成员", "连接店铺",
+                                                                               "帮助"]
 
         follower = Follower(oa_settings, *oa_keys, safe=safe)
         fake_oa.follow(OPENID)

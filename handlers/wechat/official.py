@@ -26,10 +26,15 @@ from services.views import View
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
 REPLY_BUDGET = 4.0  # seconds of WeChat's 5 we spend before answering 'success' and replying later
-MENU = {"button": [{"type": "click", "name": "待打包", "key": "ORDERS"},
-                   {"type": "click", "name": "查询订单", "key": "QUERY"},
-                   {"type": "click", "name": "帮助", "key": "HELP"}]}
-MENU_VERBS = {"ORDERS": Verb.ORDERS, "HELP": Verb.HELP}
+# what the account offers, in WeChat's own menu: three top buttons, the desk's other commands under 更多
+MENU_VERBS = {"ORDERS": Verb.ORDERS, "SETTINGS": Verb.SETTINGS, "INVITE": Verb.INVITE, "MEMBERS": Verb.MEMBERS,
+              "CONNECT": Verb.CONNECT, "HELP": Verb.HELP}
+MENU = {"button": [
+    {"type": "click", "name": "待打包", "key": "ORDERS"},
+    {"type": "click", "name": "查询订单", "key": "QUERY"},
+    {"name": "更多", "sub_button": [{"type": "click", "name": name, "key": key} for name, key in (
+        ("设置", "SETTINGS"), ("邀请打包员", "INVITE"), ("成员", "MEMBERS"), ("连接店铺", "CONNECT"), ("帮助", "HELP"))]},
+]}
 BIND_PREFIX = "bind_"
 
 
