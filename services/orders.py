@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from services import metrics
 from services.ozon.errors import OzonError, OzonUnavailable
 from services.ozon.models import Posting as OzonPosting
 from services.sellers import OzonGateway
@@ -100,6 +101,7 @@ class OrderSync:
             log.debug("concurrent ingest of %s", remote.posting_number)
             return 0
 
+    @metrics.alerts_timed("poll")
     async def poll(self, seller: Seller, fingerprint: str | None = None) -> PollReport:
         """One reconciliation pass: every page of the unfulfilled list, plus postings that left it.
 
@@ -127,6 +129,7 @@ class OrderSync:
             report.fingerprint = read_fingerprint
         return report
 
+    @metrics.alerts_timed("push")
     async def handle_push(self, seller: Seller, payload: dict) -> None:
         """Re-read the posting from Ozon (pushes may be late, duplicated or partial), then ingest it."""
         kind = payload.get("message_type")

@@ -11,7 +11,8 @@ from pydantic import SecretStr
 from sandbox.ozon import Faults
 from sandbox.telegram import DEFAULT_TOKEN
 from services.storage.models import Intent, Posting
-from tests.conftest import API_KEY, CLIENT_ID, running_bot
+from tests.conftest import API_KEY, CLIENT_ID
+from tests.harness.service import running_bot
 
 OWNER, PACKER, STRANGER = 1001, 1002, 6666
 WAYBILL = "SF1402938475612"

@@ -89,6 +89,9 @@ def _operation(path: str) -> dict[str, Any]:
 
 
 def _json_schema(container: dict[str, Any]) -> dict[str, Any] | None:
+    ref = (container or {}).get("$ref", "")
+    if ref.startswith("#/components/requestBodies/"):
+        container = spec()["components"]["requestBodies"][ref.rsplit("/", 1)[1]]
     content = (container or {}).get("content", {}).get("application/json")
     return content.get("schema") if content else None
 
@@ -101,10 +104,11 @@ def request_validator(path: str) -> Draft7Validator | None:
 
 
 @cache
-def response_validator(path: str, status: int) -> Draft7Validator:
+def response_validator(path: str, status: int) -> Draft7Validator | None:
+    """None when the answer is not JSON (``/v2/posting/fbs/package-label`` answers a PDF)."""
     responses = _operation(path)["responses"]
     schema = _json_schema(responses.get(str(status)) or responses["default"])
-    return _validator(schema)
+    return _validator(schema) if schema else None
 
 
 def _validator(schema: dict[str, Any]) -> Draft7Validator:
@@ -114,8 +118,9 @@ def _validator(schema: dict[str, Any]) -> Draft7Validator:
 
 
 def response_schema(path: str, status: int = 200) -> dict[str, Any]:
-    """The raw (OpenAPI) response schema of a method, ``$ref`` resolved one level."""
-    return resolve(_json_schema(_operation(path)["responses"][str(status)]))
+    """The raw (OpenAPI) response schema of a method, ``$ref`` resolved one level ({} if not JSON)."""
+    schema = _json_schema(_operation(path)["responses"][str(status)])
+    return resolve(schema) if schema else {}
 
 
 def resolve(schema: dict[str, Any]) -> dict[str, Any]:
