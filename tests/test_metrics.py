@@ -137,10 +137,10 @@ async def test_without_a_token_only_prometheus_on_this_host_may_scrape(tg_settin
 
 
 async def test_health_says_which_part_is_down(db_url):
-    """The handler alone: the database connected, then closed; a channel up, then down."""
+    """The handler alone: starting, then up; a channel down; the database closed."""
     from services.storage import db
 
-    channels = {"telegram": True, "wecom": True}
+    channels: dict[str, bool] | None = None  # still starting
     monitoring = Monitoring(registry=REGISTRY, sample=sample_state, clock=lambda: None, token=None,
                             channels=lambda: channels)
     app = web.Application()
@@ -153,6 +153,10 @@ async def test_health_says_which_part_is_down(db_url):
     await db.connect(db_url)
     try:
         async with aiohttp.ClientSession() as http:
+            async with http.get(url) as resp:
+                assert resp.status == 503
+                assert await resp.json() == {"ok": False, "database": "ok", "channels": "starting"}
+            channels = {"telegram": True, "wecom": True}
             async with http.get(url) as resp:
                 assert resp.status == 200 and (await resp.json())["ok"] is True
             channels["telegram"] = False
