@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from bot.config import Settings
+from services import metrics
 from services.actions import ActionCodec
 from services.buttons import ButtonRouter
 from services.cards import CardCopies, CardRenderer
@@ -108,7 +109,8 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
     channels = Channels()
     cards = CardCopies(renderer=CardRenderer(codec, clock), channels=channels, catalogs=catalogs)
     outbox = Outbox(channels=channels, cards=cards, catalogs=catalogs, lease=lease, clock=clock)
-    gateway = OzonGateway(base_url=settings.ozon_api_url, box=box, retry=retry or RetryPolicy(timeout=settings.ozon_timeout))
+    gateway = OzonGateway(base_url=settings.ozon_api_url, box=box, trace_configs=[metrics.ozon_trace()],
+                          retry=retry or RetryPolicy(timeout=settings.ozon_timeout, on_retry=metrics.ozon_retry))
     sync = OrderSync(gateway, clock=clock, on_events=outbox.dispatch_pending)
     shipping = Shipping(gateway=gateway, channels=channels, cards=cards, catalogs=catalogs, lease=lease,
                         outbox=outbox, clock=clock, label_delay=settings.label_delay)
@@ -133,7 +135,7 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
                                                per_chat=settings.inbound_per_chat))
     services.redactor.add(key)
     for secret in (settings.telegram_token, settings.wechat_app_secret, settings.wechat_token,
-                   settings.wechat_aes_key):
+                   settings.wechat_aes_key, settings.metrics_token):
         if secret:
             services.redactor.add(secret.get_secret_value())
     return services
