@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from bot.config import Settings
 from handlers.ports import ChatPort, OfficialConfig, PagePort, TelegramConfig, WechatPort
+from services import metrics
 from services.actions import ActionCodec
 from services.background import Background
 from services.buttons import ButtonRouter
@@ -140,7 +141,8 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
     channels = Channels()
     cards = CardCopies(renderer=CardRenderer(codec, clock), channels=channels, catalogs=catalogs)
     outbox = Outbox(channels=channels, cards=cards, catalogs=catalogs, lease=lease, clock=clock)
-    gateway = OzonGateway(base_url=settings.ozon_api_url, box=box, retry=retry or RetryPolicy(timeout=settings.ozon_timeout))
+    gateway = OzonGateway(base_url=settings.ozon_api_url, box=box, trace_configs=[metrics.ozon_trace()],
+                          retry=retry or RetryPolicy(timeout=settings.ozon_timeout, on_retry=metrics.ozon_retry))
     sync = OrderSync(gateway, clock=clock, on_events=outbox.dispatch_pending)
     shipping = Shipping(gateway=gateway, channels=channels, cards=cards, catalogs=catalogs, lease=lease,
                         outbox=outbox, clock=clock, label_delay=settings.label_delay)
@@ -176,7 +178,7 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
                         connect_links=connect_links)
     services.redactor.add(key)
     for secret in (settings.telegram_token, settings.wechat_app_secret, settings.wechat_token,
-                   settings.wechat_aes_key):
+                   settings.wechat_aes_key, settings.metrics_token):
         if secret:
             services.redactor.add(secret.get_secret_value())
     return services

@@ -18,12 +18,19 @@ DEMO_API_KEY = "demo-key-not-secret"
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ozonbot", description="Ozon FBS/rFBS shipping desk in Telegram and "
                                      "WeChat. Configuration comes from OZONBOT_* environment variables and .env.")
+    parser.add_argument("--version", action="version", version=f"ozonbot {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("run", help="run the service: Ozon sync, channels, web server, scheduler")
     demo = sub.add_parser("demo", help="try the bot: a seeded Ozon sandbox and a console chat, no credentials")
     demo.add_argument("--lang", default="zh_CN", choices=["zh_CN", "ru", "en"], help="language of the demo chat")
     demo.add_argument("--orders", type=int, default=5, help="how many sandbox orders to start with")
     sub.add_parser("migrate", help="apply database migrations")
+    doctor = sub.add_parser("doctor", help="check the installation: database, key, channels, Ozon keys, clock; "
+                            "exit 0 only when every check passes")
+    doctor.add_argument("--json", action="store_true", help="the report as JSON, for scripts")
+    backup = sub.add_parser("backup", help="a consistent copy of the SQLite database, safe while the service "
+                            "runs (PostgreSQL: pg_dump)")
+    backup.add_argument("file", help="where the copy goes (never overwritten)")
     rotate = sub.add_parser("rotate-key", help="re-encrypt every stored secret under a new key (stop the service "
                             "first)")
     rotate.add_argument("--new-key", help="use this Fernet key instead of generating one")
@@ -94,13 +101,25 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # pydantic's message names the variable at fault
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    from bot.backup import backup_command
     from bot.cli_seller import seller_command
+    from bot.doctor import doctor_command
     from bot.rotate import rotate_key_command
     from bot.service import run_service
 
     commands = {"run": lambda settings, args: run_service(settings), "migrate": migrate_command,
-                "seller": seller_command, "rotate-key": rotate_key_command}
+                "seller": seller_command, "rotate-key": rotate_key_command, "doctor": doctor_command,
+                "backup": backup_command}
     return _run(commands[args.command](settings, args))
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ozonbot")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "unknown"
 
 
 def _run(coro) -> int:

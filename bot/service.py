@@ -21,7 +21,9 @@ from bot.config import Settings
 from bot.logsetup import setup_logging
 from handlers.action_page import ActionPage
 from handlers.key_form import KeyForm
+from handlers.monitoring import Monitoring, count_refusals
 from handlers.ozon_push import OzonPushReceiver
+from services import metrics
 
 if TYPE_CHECKING:  # at run time each channel is imported only when it is configured
     from handlers.telegram import TelegramChannel
@@ -49,12 +51,28 @@ def tune_gc() -> None:
 
 
 @dataclass
-class Channels:
+class ChannelSet:
     """The inbound surfaces that exist in this process (None: switched off by the configuration)."""
 
     telegram: TelegramChannel | None = None
     wecom: WecomChannel | None = None
     official: OfficialAccount | None = None
+    started: bool = False  # every channel was started
+
+    def health(self) -> dict[str, bool] | None:
+        """Each channel and whether it is up now; None while the service is still starting. The WeChat
+        channels only receive callbacks and send on demand: they are up while the web server is."""
+        if not self.started:
+            return None
+        up: dict[str, bool] = {}
+        if self.telegram is not None:
+            app = self.telegram.app
+            up["telegram"] = app.running and (app.updater is None or app.updater.running)
+        if self.wecom is not None:
+            up["wecom"] = True
+        if self.official is not None:
+            up["official"] = True
+        return up
 
 
 async def run_service(settings: Settings, *, stop: asyncio.Event | None = None,
@@ -64,7 +82,7 @@ async def run_service(settings: Settings, *, stop: asyncio.Event | None = None,
     stop = stop or _stop_on_signals()  # first: a SIGTERM during start-up is a clean stop too
     async with AsyncExitStack() as stack:
         services = build_services(settings)
-        setup_logging(settings.log_level, services.redactor)
+        setup_logging(settings.log_level, services.redactor, fmt=settings.log_format)
         await services.start()  # database, Ozon gateway, leases, scheduler (Services.stop reverses them)
         stack.push_async_callback(services.stop)
         push = OzonPushReceiver(services.sync, allow=settings.ozon_push_allow)
@@ -78,6 +96,7 @@ async def run_service(settings: Settings, *, stop: asyncio.Event | None = None,
             await channels.telegram.start()
             stack.push_async_callback(channels.telegram.stop)
         await services.resume()
+        channels.started = True
         tune_gc()
         print(f"ozonbot listening on {settings.http_host}:{settings.http_port}", flush=True)
         if ready is not None:
@@ -86,15 +105,15 @@ async def run_service(settings: Settings, *, stop: asyncio.Event | None = None,
     return 0
 
 
-async def _open_channels(services: Services, stack: AsyncExitStack) -> Channels:
-    """Builds each configured channel and registers it with the Notifier. Telegram is started later, once
+async def _open_channels(services: Services, stack: AsyncExitStack) -> ChannelSet:
+    """Builds each configured channel and registers its sender. Telegram is started later, once
     the port listens; the WeChat channels have nothing to start (their settings per seller live in the
     database), only background work and a session to close."""
     from handlers.wechat.api import WechatHttp
     from handlers.wechat.robot import RobotSender
     from handlers.wechat.work import WecomChannel
 
-    channels = Channels()
+    channels = ChannelSet()
     if services.settings.telegram_token:
         from handlers.telegram import TelegramChannel
 
@@ -122,10 +141,10 @@ async def _cancelled(task: asyncio.Task) -> None:
 
 
 def build_web_app(services: Services, *, push: OzonPushReceiver | None = None,
-                  channels: Channels | None = None) -> web.Application:
+                  channels: ChannelSet | None = None) -> web.Application:
     """Every inbound route of the process, added here and nowhere else."""
-    channels = channels or Channels()
-    app = web.Application(client_max_size=1024 * 1024)
+    channels = channels or ChannelSet(started=True)
+    app = web.Application(client_max_size=1024 * 1024, middlewares=[count_refusals])
     push = push or OzonPushReceiver(services.sync, allow=services.settings.ozon_push_allow)
     app.add_routes(push.routes())
     app.add_routes(ActionPage(services.page_port()).routes())
@@ -138,12 +157,10 @@ def build_web_app(services: Services, *, push: OzonPushReceiver | None = None,
         app.add_routes(channels.wecom.routes())
     if channels.official is not None:
         app.add_routes(channels.official.routes())
-    app.router.add_get("/health", _health)
+    token = services.settings.metrics_token
+    app.add_routes(Monitoring(registry=metrics.REGISTRY, sample=metrics.sample_state, clock=services.clock,
+                              token=token.get_secret_value() if token else None, channels=channels.health).routes())
     return app
-
-
-async def _health(request: web.Request) -> web.Response:
-    return web.json_response({"ok": True})
 
 
 def _stop_on_signals() -> asyncio.Event:

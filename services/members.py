@@ -14,10 +14,11 @@ from services.actions import Action, ActionCodec
 from services.commands import spelled
 from services.i18n import N_, Catalogs, Translator
 from services.storage.models import Member, PendingInput, Seller
+from services.storage.states import Role
 from services.views import Answer, Button, View
 
 log = logging.getLogger(__name__)
-REMOVED = "removed"
+REMOVED = Role.REMOVED
 ROLE_WORDS = {"owner": N_("owner"), "packer": N_("packer"), "group": N_("group chat")}
 
 

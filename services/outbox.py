@@ -11,17 +11,18 @@ from datetime import datetime
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 
-from services import reminders
+from services import metrics, reminders
 from services.cards import CardCopies
 from services.channels import Channels, DeliveryDeferred
 from services.durations import in_quiet_hours
 from services.i18n import Catalogs
 from services.lease import Lease
 from services.storage.models import AlertMessage, Event, Member, Notification, Posting, Seller
+from services.storage.states import MAX_SEND_ATTEMPTS
 from services.views import View
 
 log = logging.getLogger(__name__)
-MAX_ATTEMPTS = 5
+MAX_ATTEMPTS = MAX_SEND_ATTEMPTS
 # events per read; new orders that arrive meanwhile are looked for again after each batch, so the other
 # kinds come in small batches
 NEW_BATCH, OTHER_BATCH = 50, 10
@@ -118,15 +119,18 @@ class Outbox:
         try:
             ref = await self._channels.send(member, view)
         except DeliveryDeferred:
+            metrics.SEND_BUDGET_WAITS.labels(member.channel).inc()
             await Notification.filter(id=note.id).update(state="failed", error="deferred: channel send limit",
                                                          claimed_by=None)
             return None
         except Exception as exc:  # a channel failure must not stop the desk's other members
             log.warning("delivery to member %s failed: %s", member.id, type(exc).__name__)
+            metrics.ALERTS_FAILED.labels(member.channel).inc()
             await Notification.filter(id=note.id).update(state="failed", error=str(exc)[:500], attempts=note.attempts,
                                                          claimed_by=None)
             return None
         await Notification.filter(id=note.id).update(attempts=note.attempts)
+        metrics.delivered(member.channel)
         return ref or ""
 
     async def retry_failed(self) -> int:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from tortoise.expressions import Q
 
+from services import metrics
 from services.channels import Channels
 from services.digest import MorningDigest
 from services.i18n import Catalogs
@@ -83,7 +84,8 @@ class Duties:
             return
         # only the due sellers' leases are taken (the heartbeat keeps held ones alive): one poller per seller
         held = await self._lease.hold_sellers([state.seller_id for state in due])
-        await asyncio.gather(*(self._poll_one(state.seller, state) for state in due if state.seller_id in held))
+        with metrics.POLL_CYCLE.time():
+            await asyncio.gather(*(self._poll_one(state.seller, state) for state in due if state.seller_id in held))
 
     @staticmethod
     async def _add_poll_states() -> None:
