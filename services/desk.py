@@ -12,12 +12,12 @@ from tortoise.exceptions import IntegrityError
 
 from services.cards import CardRenderer, courier_name, status_words
 from services.i18n import N_, Catalogs
-from services.orders import FINAL_STATUSES
 from services.ozon.errors import OzonAuthError, OzonError, OzonUnavailable
 from services.ozon.models import RoleInfo, Warehouse
 from services.security import SecretBox, new_token
 from services.sellers import OzonGateway
 from services.storage.models import Invite, LanguagePref, Member, Posting, Seller
+from services.storage.states import FINAL_STATUSES
 from services.views import Button, View
 
 INVITE_TTL = timedelta(days=2)

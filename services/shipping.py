@@ -14,12 +14,12 @@ from services.cards import CardCopies, courier_name
 from services.channels import Channels
 from services.i18n import Catalogs
 from services.lease import Lease
-from services.orders import CANCELLED_STATUSES, UNPACKED_STATUSES
 from services.outbox import Outbox
 from services.ozon.errors import OzonAuthError, OzonError, OzonUnavailable
 from services.ozon.models import Posting as OzonPosting
 from services.sellers import OzonGateway
 from services.storage.models import AlertMessage, Intent, Member, Posting, Seller
+from services.storage.states import CANCELLED_STATUSES, UNPACKED_STATUSES
 from services.tracking import TrackingSteps
 from services.views import Answer, Attachment, Button, View
 
