@@ -56,7 +56,7 @@ async def fake_tg():
     await api.stop()
     # every request our bot sent, held against Telegram's published method list (issue 19 item 4)
     violations = judge_calls(api.calls)
-    assert not violations, "Bot API requests off Telegram's spec:\n" + "\n".join(violations[:20])
+    assert not violations, "Bot API traffic off Telegram's spec:\n" + "\n".join(violations[:20])
 
 
 @pytest.fixture
@@ -91,6 +91,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         lines.append(f"Bot API requests against Telegram's spec: checked={SUITE.checked}, "
                      f"violations={len(SUITE.violations)}, unknown_methods={sorted(SUITE.unknown_methods)}")
         lines += [f"  extra, not in Telegram's spec: {line}" for line in SUITE.extra_fields()]
+        lines.append(f"fake Bot API answers against Telegram's spec: checked={SUITE.checked_answers}, "
+                     f"violations={len(SUITE.answer_violations)}")
+        lines += [f"  extra in an answer: {line}" for line in SUITE.answer_extra_fields()]
     if lines:
         terminalreporter.section("suite figures")
         for line in lines:

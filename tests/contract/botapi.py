@@ -1,12 +1,14 @@
-"""Telegram's Bot API method and type list, machine-readable, and a check of requests against it.
+"""Telegram's Bot API method and type list, machine-readable, and a check of traffic against it.
 
 tests/fixtures/telegram-bot-api-subset.json holds the methods the fake Bot API serves and every type
-their parameters reach, trimmed from api.json of PaulSonOfLars/telegram-bot-api-spec (a daily scrape of
-core.telegram.org/bots/api; repository, commit and Bot API version in its ``x-source``). Rebuild it with
+their parameters and return values reach, trimmed from api.json of PaulSonOfLars/telegram-bot-api-spec
+(a daily scrape of core.telegram.org/bots/api; repository, commit and Bot API version in its ``x-source``). Rebuild it with
 ``python -m tests.contract.botapi /path/to/api.json`` (methods taken from the fake's own list).
 
 A request is judged by its method's fields: a missing required field, or a value of none of the field's
 types, is a violation; a parameter the method does not have is an extra (reported, not failed).
+A successful answer of the fake is judged the same way by the method's return type (``Message``,
+``True``, ``Array of Update``...), so the stand-in agrees with Telegram on both sides of the wire.
 Types follow the page's names: ``Integer``, ``Float``, ``String``, ``Boolean``, ``True``, ``InputFile``,
 ``Array of X``, object types by their fields, and union types (``subtypes``) by their best member.
 """
@@ -104,6 +106,9 @@ class BotApiFindings:
     violations: list[str] = field(default_factory=list)
     extras: dict[str, set[str]] = field(default_factory=dict)
     unknown_methods: set[str] = field(default_factory=set)
+    checked_answers: int = 0
+    answer_violations: list[str] = field(default_factory=list)
+    answer_extras: dict[str, set[str]] = field(default_factory=dict)
 
     def request(self, method: str, params: dict[str, Any], files: dict[str, Any] | None = None) -> None:
         self.checked += 1
@@ -113,8 +118,19 @@ class BotApiFindings:
             return
         _fields(params, definition.get("fields", []), definition["name"], self.violations, self.extras, files)
 
+    def response(self, method: str, result: Any) -> None:
+        """A successful answer against the method's return type (the fake's side of the wire)."""
+        self.checked_answers += 1
+        definition = _method(method)
+        if definition is not None and definition.get("returns"):
+            _fits(result, definition["returns"], f"{definition['name']} -> {'|'.join(definition['returns'])}",
+                  self.answer_violations, self.answer_extras)
+
     def extra_fields(self) -> list[str]:
         return sorted(f"{where}: {', '.join(sorted(names))}" for where, names in self.extras.items())
+
+    def answer_extra_fields(self) -> list[str]:
+        return sorted(f"{where}: {', '.join(sorted(names))}" for where, names in self.answer_extras.items())
 
 
 def trim(full: dict[str, Any], methods: list[str], source: dict[str, Any]) -> dict[str, Any]:
@@ -135,6 +151,7 @@ def trim(full: dict[str, Any], methods: list[str], source: dict[str, Any]) -> di
                              "fields": [{k: f[k] for k in ("name", "types", "required")} for f in m.get("fields", [])]}
         for f in m.get("fields", []):
             note(f["types"])
+        note(m.get("returns") or [])
     while todo:
         name = todo.pop()
         if name in types:
@@ -169,7 +186,9 @@ SUITE = BotApiFindings()  # every request our bot sent to a `fake_tg` in this ru
 
 def judge_calls(calls: list[Any]) -> list[str]:
     """Check a fake's recorded calls into SUITE; the violations they added."""
-    before = len(SUITE.violations)
+    before, answers_before = len(SUITE.violations), len(SUITE.answer_violations)
     for call in calls:
         SUITE.request(call.method, call.params, call.files)
-    return SUITE.violations[before:]
+        if call.ok:
+            SUITE.response(call.method, call.result)
+    return SUITE.violations[before:] + SUITE.answer_violations[answers_before:]

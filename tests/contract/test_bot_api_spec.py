@@ -42,3 +42,20 @@ def test_missing_required_fields_and_wrong_types_fail():
         'answerCallbackQuery.show_alert: not Boolean <- "yes"',
         "sendDocument.document: required, missing",
     ]
+
+
+def test_the_fakes_answers_are_judged_by_the_methods_return_types():
+    findings = BotApiFindings()
+    chat = {"id": 42, "type": "private", "first_name": "A"}
+    findings.response("sendMessage", {"message_id": 1, "date": 1764800000, "chat": chat, "text": "hi"})
+    findings.response("editMessageText", True)  # an inline message's edit answers True
+    findings.response("getMe", {"id": 1, "is_bot": True, "first_name": "Ozon Desk", "username": "ozon_desk_bot"})
+    assert findings.answer_violations == [] and findings.checked_answers == 3
+    findings.response("sendMessage", {"message_id": "1", "chat": chat})
+    findings.response("getMe", {"id": 1})
+    assert findings.answer_violations == [
+        'sendMessage -> Message.message_id: not Integer <- "1"',
+        "sendMessage -> Message.date: required, missing",
+        "getMe -> User.is_bot: required, missing",
+        "getMe -> User.first_name: required, missing",
+    ]
