@@ -22,6 +22,7 @@ from tortoise.functions import Count, Min
 
 from services.storage.models import Event, Intent, Notification, Seller
 from services.storage.states import MAX_SEND_ATTEMPTS as MAX_ATTEMPTS
+from services.storage.states import IntentState, KeyState, NotificationState
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 # seconds from an order reaching us to its alert on the phone: sub-second on loopback, seconds with real
@@ -53,8 +54,8 @@ SELLERS = Gauge("ozonbot_sellers", "Connected sellers by the state of their Ozon
                 registry=REGISTRY)
 INTENTS = Gauge("ozonbot_intents", "Recorded Ozon mutations by state", ["state"], registry=REGISTRY)
 
-KEY_STATES = ("ok", "expired", "revoked")
-INTENT_STATES = ("pending", "done", "failed")
+KEY_STATES = tuple(KeyState)
+INTENT_STATES = tuple(IntentState)
 # status of a refused inbound request -> the reason it is counted under
 REFUSAL_REASONS = {400: "malformed", 401: "unauthorized", 403: "forbidden", 404: "unknown_target",
                    405: "wrong_method", 413: "too_large", 429: "rate_limited"}
@@ -98,8 +99,9 @@ async def sample_state(now: datetime) -> None:
     """The gauges that describe the database: read on each scrape (a handful of indexed counts)."""
     undispatched = await Event.filter(dispatched_at__isnull=True).annotate(n=Count("id"), oldest=Min("created_at")) \
         .values("n", "oldest")
-    owed = [("sending", Notification.filter(state="sending")),
-            ("failed", Notification.filter(state="failed", attempts__lt=MAX_ATTEMPTS))]
+    sending, failed = NotificationState.SENDING, NotificationState.FAILED
+    owed = [("sending", Notification.filter(state=sending)),
+            ("failed", Notification.filter(state=failed, attempts__lt=MAX_ATTEMPTS))]
     rows = [("undispatched", undispatched[0] if undispatched else {"n": 0, "oldest": None})]
     for state, query in owed:
         found = await query.annotate(n=Count("id"), oldest=Min("created_at")).values("n", "oldest")
@@ -107,7 +109,7 @@ async def sample_state(now: datetime) -> None:
     for state, row in rows:
         OUTBOX_DEPTH.labels(state).set(row["n"] or 0)
     # given up after MAX_ATTEMPTS: reported, but no longer "pending" (it would hold the oldest age up forever)
-    OUTBOX_DEPTH.labels("given_up").set(await Notification.filter(state="failed", attempts__gte=MAX_ATTEMPTS).count())
+    OUTBOX_DEPTH.labels("given_up").set(await Notification.filter(state=failed, attempts__gte=MAX_ATTEMPTS).count())
     oldest = [row["oldest"] for _, row in rows if row["oldest"] is not None]
     OUTBOX_OLDEST.set(max(0.0, (now - min(oldest)).total_seconds()) if oldest else 0.0)
     _set_counts(SELLERS, KEY_STATES, await Seller.all().annotate(n=Count("id")).group_by("key_state")
@@ -117,8 +119,8 @@ async def sample_state(now: datetime) -> None:
 
 
 def _set_counts(gauge: Gauge, known: tuple[str, ...], rows) -> None:
-    counts = dict(rows)
-    for state in {*known, *counts}:  # known states are reported as 0 rather than vanishing
+    counts = {str(state): n for state, n in rows}
+    for state in {*map(str, known), *counts}:  # known states are reported as 0 rather than vanishing
         gauge.labels(state).set(counts.get(state, 0))
 
 

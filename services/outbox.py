@@ -18,10 +18,13 @@ from services.durations import in_quiet_hours
 from services.i18n import Catalogs
 from services.lease import Lease
 from services.storage.models import AlertMessage, Event, Member, Notification, Posting, Seller
-from services.storage.states import MAX_SEND_ATTEMPTS
+from services.storage.states import MAX_SEND_ATTEMPTS, EventKind, NotificationState
 from services.views import View
 
 log = logging.getLogger(__name__)
+# what an event does: edit every copy of the posting's card, and/or message the desk (card, reminder, notice)
+REFRESH_CARD = frozenset({EventKind.STATUS, EventKind.DEADLINE, EventKind.CANCELLED, EventKind.ANNOUNCE})
+TELL_DESK = frozenset({EventKind.NEW, EventKind.REMIND, EventKind.CANCELLED, EventKind.ANNOUNCE})
 MAX_ATTEMPTS = MAX_SEND_ATTEMPTS
 # events per read; new orders that arrive meanwhile are looked for again after each batch, so the other
 # kinds come in small batches
@@ -62,7 +65,7 @@ class Outbox:
     async def _next_batch(broken: list[int]) -> list[Event]:
         """New orders first, then the rest, each oldest first: a burst of reminders or status changes
         (a morning's deadlines, a resync) must not hold back the alert for an order that just came in."""
-        for kinds, limit in (({"kind": "new"}, NEW_BATCH), ({"kind__not": "new"}, OTHER_BATCH)):
+        for kinds, limit in (({"kind": EventKind.NEW}, NEW_BATCH), ({"kind__not": EventKind.NEW}, OTHER_BATCH)):
             batch = await Event.filter(dispatched_at__isnull=True, **kinds).exclude(id__in=broken).order_by("id") \
                 .limit(limit).prefetch_related("posting__seller")
             if batch:
@@ -72,13 +75,13 @@ class Outbox:
     async def _dispatch(self, event: Event) -> None:
         posting: Posting = event.posting
         seller: Seller = posting.seller
-        if event.kind in ("status", "deadline", "cancelled", "announce"):
+        if event.kind in REFRESH_CARD:
             await self._cards.refresh(posting.id)
-        if event.kind not in ("new", "remind", "cancelled", "announce"):
+        if event.kind not in TELL_DESK:
             return
-        if event.kind == "remind" and not reminders.still_due(event, posting):
+        if event.kind == EventKind.REMIND and not reminders.still_due(event, posting):
             return  # packed (or tracked) meanwhile: the reminder has nothing left to say
-        silent = event.kind == "new" and in_quiet_hours(seller.quiet_hours, seller.timezone, self._clock())
+        silent = event.kind == EventKind.NEW and in_quiet_hours(seller.quiet_hours, seller.timezone, self._clock())
         for member in await self._channels.desk(seller):
             note = await self._claim(event, member)
             if note is not None:
@@ -87,32 +90,34 @@ class Outbox:
     async def _claim(self, event: Event, member: Member) -> Notification | None:
         """The notification row, claimed by this process; None if it was delivered or is in flight."""
         try:
-            return await Notification.create(event=event, member=member, state="sending",
+            return await Notification.create(event=event, member=member, state=NotificationState.SENDING,
                                              claimed_by=self._lease.owner, claim_until=self._lease.expiry())
         except IntegrityError:
             existing = await Notification.get(event=event, member=member)
-            if existing.state == "failed" and await self._lease.claim_notification(existing.id, from_state="failed"):
+            failed = NotificationState.FAILED
+            if existing.state == failed and await self._lease.claim_notification(existing.id, from_state=failed):
                 return await Notification.get(id=existing.id)
             return None  # already delivered (or in flight elsewhere): never twice
 
     async def _deliver(self, note: Notification, event: Event, posting: Posting, seller: Seller, member: Member,
                        *, silent: bool = False, marker: str = "") -> None:
-        if event.kind == "new":
+        if event.kind == EventKind.NEW:
             view = await self._cards.render(posting, member, seller)
         else:
             view = reminders.render(event, posting, self._catalogs.for_member(member, seller),
                                     self._cards.renderer, self._clock())
             if view is None:
-                await Notification.filter(id=note.id).update(state="skipped", claimed_by=None)
+                await Notification.filter(id=note.id).update(state=NotificationState.SKIPPED, claimed_by=None)
                 return
         if marker or silent:
             view = View(text=marker + view.text, buttons=view.buttons, silent=silent)
         ref = await self._attempt(note, member, view)
         if ref is None:
             return  # failed: retry_failed tries again
-        if ref and event.kind == "new":  # recorded first: recovery after a crash reads it as "delivered"
+        if ref and event.kind == EventKind.NEW:  # recorded first: recovery after a crash reads it as "delivered"
             await AlertMessage.update_or_create(defaults={"message_ref": ref}, posting=posting, member=member)
-        await Notification.filter(id=note.id).update(state="sent", claimed_by=None, resent=bool(marker))
+        await Notification.filter(id=note.id).update(state=NotificationState.SENT, claimed_by=None,
+                                                     resent=bool(marker))
 
     async def _attempt(self, note: Notification, member: Member, view: View) -> str | None:
         note.attempts += 1
@@ -120,14 +125,14 @@ class Outbox:
             ref = await self._channels.send(member, view)
         except DeliveryDeferred:
             metrics.SEND_BUDGET_WAITS.labels(member.channel).inc()
-            await Notification.filter(id=note.id).update(state="failed", error="deferred: channel send limit",
-                                                         claimed_by=None)
+            await Notification.filter(id=note.id).update(state=NotificationState.FAILED,
+                                                         error="deferred: channel send limit", claimed_by=None)
             return None
         except Exception as exc:  # a channel failure must not stop the desk's other members
             log.warning("delivery to member %s failed: %s", member.id, type(exc).__name__)
             metrics.ALERTS_FAILED.labels(member.channel).inc()
-            await Notification.filter(id=note.id).update(state="failed", error=str(exc)[:500], attempts=note.attempts,
-                                                         claimed_by=None)
+            await Notification.filter(id=note.id).update(state=NotificationState.FAILED, error=str(exc)[:500],
+                                                         attempts=note.attempts, claimed_by=None)
             return None
         await Notification.filter(id=note.id).update(attempts=note.attempts)
         metrics.delivered(member.channel)
@@ -135,11 +140,11 @@ class Outbox:
 
     async def retry_failed(self) -> int:
         """Failed deliveries (channel down) are tried again by the scheduler, every kind of event."""
-        failed = await Notification.filter(state="failed", attempts__lt=MAX_ATTEMPTS).prefetch_related(
-            "event__posting__seller", "member")
+        failed = await Notification.filter(state=NotificationState.FAILED, attempts__lt=MAX_ATTEMPTS) \
+            .prefetch_related("event__posting__seller", "member")
         retried = 0
         for note in failed:
-            if not await self._lease.claim_notification(note.id, from_state="failed"):
+            if not await self._lease.claim_notification(note.id, from_state=NotificationState.FAILED):
                 continue  # another process took it
             event, posting = note.event, note.event.posting
             await self._deliver(note, event, posting, posting.seller, note.member)
@@ -154,14 +159,15 @@ class Outbox:
         once, with a marker that says it may be a copy. A possible, labelled duplicate beats a lost alert.
         """
         stale = await Notification.filter(Q(claim_until__isnull=True) | Q(claim_until__lt=self._clock()),
-                                           state="sending").prefetch_related("event__posting__seller", "member")
+                                           state=NotificationState.SENDING) \
+            .prefetch_related("event__posting__seller", "member")
         recovered = 0
         for note in stale:
-            if not await self._lease.claim_notification(note.id, from_state="sending"):
+            if not await self._lease.claim_notification(note.id, from_state=NotificationState.SENDING):
                 continue
             event, posting, member = note.event, note.event.posting, note.member
-            if event.kind == "new" and await AlertMessage.exists(posting=posting, member=member):
-                await Notification.filter(id=note.id).update(state="sent", claimed_by=None)
+            if event.kind == EventKind.NEW and await AlertMessage.exists(posting=posting, member=member):
+                await Notification.filter(id=note.id).update(state=NotificationState.SENT, claimed_by=None)
                 continue
             tr = self._catalogs.for_member(member, posting.seller)
             marker = tr.gettext("↻ Sent again after a restart; if you already have this message, ignore one copy.")

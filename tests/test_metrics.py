@@ -176,6 +176,14 @@ async def test_health_says_which_part_is_down(db_url):
         await runner.cleanup()
 
 
+def test_every_metric_is_listed_in_the_operations_guide():
+    from pathlib import Path
+
+    guide = (Path(__file__).resolve().parent.parent / "docs" / "operations.md").read_text()
+    names = {family.name for family in REGISTRY.collect()}
+    assert names and not [name for name in sorted(names) if f"`{name}" not in guide]
+
+
 # ---- a real Prometheus -----------------------------------------------------------------------------
 def _free_port() -> int:
     with socket.socket() as sock:

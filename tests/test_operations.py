@@ -153,6 +153,19 @@ async def test_doctor_on_a_fresh_machine_says_to_migrate_and_changes_nothing(mak
     assert not (settings.data_dir / "ozonbot.sqlite3").exists() and not (settings.data_dir / "secret.key").exists()
 
 
+async def test_doctor_fails_a_clock_that_is_off(make_settings, sandbox):
+    from datetime import UTC, datetime
+
+    from bot.doctor import Doctor
+
+    settings = make_settings(ozon_api_url=sandbox.base_url)
+    ahead = await Doctor(settings, now=lambda: datetime.now(UTC) + timedelta(minutes=5)).run()
+    clock = next(c for c in ahead if c.name == "clock")
+    assert not clock.ok and "ahead of Ozon's" in clock.verdict and "timedatectl" in clock.action
+    right = await Doctor(settings).run()
+    assert next(c for c in right if c.name == "clock").ok
+
+
 # ---- backup and restore ----------------------------------------------------------------------------
 @pytest.mark.sqlite_only
 async def test_a_backup_restores_into_a_fresh_data_dir_with_no_alert_repeated_or_lost(make_settings, sandbox,
