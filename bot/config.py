@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     # optional allow-list for Ozon pushes: comma-separated networks (Ozon's published ranges); empty = any
     ozon_push_allow: str = ""
     log_level: str = "INFO"
+    # a failed alert is tried again after alert_retry_first seconds, doubling up to alert_retry_cap, for as
+    # long as it matters and at most alert_retry_for seconds (a day) after its first failure
+    alert_retry_first: float = Field(15.0, gt=0)
+    alert_retry_cap: float = Field(300.0, gt=0)
+    alert_retry_for: float = Field(86400.0, gt=0)
 
     @field_validator("reminder_leads")
     @classmethod

@@ -110,6 +110,14 @@ class TelegramChannel:
         return web.Response()
 
     # ---- sending (ChannelSender) ---------------------------------------------------------------
+    @staticmethod
+    def refusal(exc: Exception) -> str | None:
+        """Telegram's "never" (403: blocked or removed; 400: chat gone, bad request): the outbox stops
+        retrying. Anything else (5xx, timeouts, 429, no connection) is tried again."""
+        if isinstance(exc, Forbidden | BadRequest):
+            return f"{type(exc).__name__}: {exc.message}"[:200]
+        return None
+
     async def send(self, member: Member, view: View) -> str | None:
         return await self.send_to_chat(member.chat_id, view)
 

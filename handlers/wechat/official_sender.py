@@ -9,7 +9,7 @@ from datetime import timedelta
 from urllib.parse import quote
 
 from bot.app import Services
-from handlers.wechat.api import AppAuth, WechatHttp
+from handlers.wechat.api import AppAuth, WechatHttp, refusal
 from handlers.wechat.render import cut_bytes
 from services.cards import status_words
 from services.ozon.models import Posting as OzonPosting
@@ -24,6 +24,7 @@ MAX_QR_SECONDS = 2592000  # temporary QR codes live at most 30 days
 
 class OfficialSender:
     channel = CHANNEL
+    refusal = staticmethod(refusal)  # what the outbox stops retrying
 
     def __init__(self, services: Services, http: WechatHttp):
         self.s = services

@@ -101,9 +101,13 @@ class Notification(Model):
     id = fields.IntField(primary_key=True)
     event = fields.ForeignKeyField("ozonbot.Event", related_name="notifications", on_delete=fields.CASCADE)
     member = fields.ForeignKeyField("ozonbot.Member", related_name="notifications", on_delete=fields.CASCADE)
-    state = fields.CharField(max_length=16, default="sending")  # sending | sent | failed | skipped
+    # sending | sent | failed (tried again at next_attempt_at) | skipped (no longer applies) | refused (the
+    # platform said never: blocked, chat gone) | expired (undeliverable for as long as it mattered)
+    state = fields.CharField(max_length=16, default="sending")
     attempts = fields.IntField(default=0)
     error = fields.TextField(null=True)
+    failed_since = fields.DatetimeField(null=True)  # the first failed attempt: how late a delivery is
+    next_attempt_at = fields.DatetimeField(null=True)  # a failed one's backoff
     # the process sending it, until when (renewed while it lives): a lapsed claim marks a crash mid-send
     claimed_by = fields.CharField(max_length=64, null=True)
     claim_until = fields.DatetimeField(null=True)
@@ -113,6 +117,7 @@ class Notification(Model):
     class Meta:
         table = "notification"
         unique_together = (("event", "member"),)
+        indexes = (("state", "next_attempt_at"), ("state", "claim_until"))  # the retry and recovery scans
 
 
 class AlertMessage(Model):
@@ -213,7 +218,7 @@ class Notice(Model):
 
     id = fields.IntField(primary_key=True)
     member = fields.ForeignKeyField("ozonbot.Member", related_name="notices", on_delete=fields.CASCADE)
-    kind = fields.CharField(max_length=32)  # digest | key_expiry | key_refused
+    kind = fields.CharField(max_length=32)  # digest | key_expiry | key_refused | alerts_refused
     key = fields.CharField(max_length=64)
     state = fields.CharField(max_length=16, default="sending")  # sending | sent | failed
     created_at = fields.DatetimeField(auto_now_add=True)
