@@ -7,7 +7,7 @@ from collections import Counter
 from datetime import datetime
 
 from bench.harness import wall_of
-from bot.telegram_fake import FakeBotAPI
+from sandbox.telegram import FakeBotAPI
 
 NEW_ORDER = re.compile(r"New order (\S+)")
 

@@ -12,7 +12,7 @@ from bench.harness import Database, bench_settings, chat_of, running_service, se
 from bench.options import Options
 from bench.report import Goal, Result
 from bench.sandbox_proc import sandbox_process
-from bot.telegram_fake import FakeBotAPI
+from sandbox.telegram import FakeBotAPI
 from services.storage import db
 
 GOAL_RATIO = 3.0

@@ -114,7 +114,7 @@ def bench_settings(db_url: str, *, ozon_url: str, telegram_url: str | None = Non
                   ozon_api_url=ozon_url, poll_interval=3600, quiet_hours="off", label_delay=0.5,
                   log_level="CRITICAL")  # stop-time cancellations of running jobs are noise here
     if telegram_url:
-        from bot.telegram_fake import DEFAULT_TOKEN
+        from sandbox.telegram import DEFAULT_TOKEN
 
         values.update(telegram_token=SecretStr(DEFAULT_TOKEN), telegram_api_url=f"{telegram_url}/bot",
                       telegram_file_url=f"{telegram_url}/file/bot")
@@ -207,8 +207,8 @@ class TableWriter:
 
 @asynccontextmanager
 async def running_service(settings: Settings) -> AsyncIterator[asyncio.Task]:
-    """`ozonbot run` (bot.cli.run_service) in this process until the block ends."""
-    from bot.cli import run_service
+    """`ozonbot run` (bot.service.run_service) in this process until the block ends."""
+    from bot.service import run_service
 
     stop, ready = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(run_service(settings, stop=stop, ready=ready))
@@ -225,16 +225,6 @@ async def running_service(settings: Settings) -> AsyncIterator[asyncio.Task]:
     finally:
         stop.set()
         await asyncio.wait_for(task, 60)
-
-
-async def accepts_connections(host: str, port: int) -> bool:
-    try:
-        _, writer = await asyncio.open_connection(host, port)
-    except OSError:
-        return False
-    writer.close()
-    await writer.wait_closed()
-    return True
 
 
 async def wait_until(predicate, timeout: float, what: str, interval: float = 0.02):

@@ -13,7 +13,7 @@ from bench.harness import Database, bench_settings, latency_stats, running_servi
 from bench.options import Options
 from bench.report import Goal, Result
 from bench.sandbox_proc import sandbox_process
-from bot.telegram_fake import FakeBotAPI
+from sandbox.telegram import FakeBotAPI
 from services.storage import db
 from services.storage.models import PollState
 

@@ -22,9 +22,9 @@ from bench.options import Options
 from bench.report import Goal, Result
 from bench.sandbox_proc import api_key, client_id, sandbox_process
 from services.orders import posting_fields
-from services.ozon.gateway import OzonGateway
 from services.ozon.models import Posting as OzonPosting
 from services.security import SecretBox
+from services.sellers import OzonGateway
 from services.storage import db
 from services.storage.models import PollState, Posting, Seller
 

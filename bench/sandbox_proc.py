@@ -92,7 +92,7 @@ async def sandbox_process(sellers: int, orders: int = 0, *, label_delay: float =
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    from services.ozon.sandbox import OzonSandbox
+    from sandbox.ozon import OzonSandbox
 
     # max_calls: the 10,000-seller cycles must be countable in full
     sandbox = OzonSandbox(seed=args.seed, label_delay=args.label_delay, registration_delay=args.registration_delay,

@@ -15,8 +15,9 @@ from pathlib import Path
 import aiohttp
 from pydantic import SecretStr
 
-from bot.app import build_services, tune_gc
+from bot.app import build_services
 from bot.config import Settings
+from bot.service import tune_gc
 from services.storage.models import PollState
 
 
@@ -48,7 +49,7 @@ async def measure(args: argparse.Namespace) -> None:
                         ozon_api_url=args.ozon, poll_interval=args.interval, log_level="ERROR")
     services = build_services(settings)
     await services.start(schedule=False)
-    tune_gc()  # as `ozonbot run` does once started (bot.cli.run_service)
+    tune_gc()  # as `ozonbot run` does once started (bot.service.run_service)
     started_rss = _peak_rss_mb()
     try:
         async with aiohttp.ClientSession() as session:

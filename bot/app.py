@@ -1,18 +1,15 @@
-"""Assembly: builds the services once from Settings and hosts every inbound route on one aiohttp app."""
+"""Assembly: builds the services once from Settings (the running process around them is bot/service.py)."""
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from aiohttp import web
-
 from bot.config import Settings
-from handlers.action_page import ActionPage
-from handlers.ozon_push import OzonPushReceiver
+from services import metrics
 from services.actions import ActionCodec
 from services.buttons import ButtonRouter
 from services.cards import CardCopies, CardRenderer
@@ -27,41 +24,22 @@ from services.notices import NoticeBoard
 from services.orders import OrderSync
 from services.outbox import Outbox
 from services.ozon.client import RetryPolicy
-from services.ozon.gateway import OzonGateway
 from services.preferences import Preferences
 from services.ratelimit import InboundLimiter
 from services.reminders import Reminders
 from services.retries import IntentRunner
 from services.scheduler import Duties
 from services.security import RedactingFilter, SecretBox, load_or_create_key
+from services.sellers import OzonGateway
 from services.shipping import Shipping
 from services.storage import db
 from services.wechat_apps import WechatApps
 
 log = logging.getLogger(__name__)
-PUSH_KEY = web.AppKey("push", OzonPushReceiver)
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-# the collector's youngest generation fills after 700 allocations by default, a few postings' worth: a poll
-# of many sellers at once (each with its pages, models and rows alive) would run it thousands of times and
-# re-walk every live object in the older generations; measured on a cold poll of 1,000 sellers it was a
-# quarter of the CPU (10.3 s with the defaults, 7.7 s tuned)
-GC_THRESHOLDS = (10_000, 10, 10)
-
-
-def tune_gc() -> None:
-    """Once per process, after start-up: what start-up built (modules, catalogues, the app) lives as long as
-    the process, so it is frozen out of the collector's walks; then the larger thresholds above. The
-    thresholds themselves say whether it was done (a second service in one process, as in tests)."""
-    if gc.get_threshold() == GC_THRESHOLDS:
-        return
-    gc.collect()  # only what is alive now gets frozen, never garbage still waiting for a collection
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 @dataclass
@@ -88,13 +66,23 @@ class Services:
     limiter: InboundLimiter
     redactor: RedactingFilter = field(default_factory=RedactingFilter)
     stopped: bool = False
+    _stack: AsyncExitStack = field(default_factory=AsyncExitStack, repr=False)
 
     async def start(self, *, schedule: bool = True) -> None:
-        await db.connect(self.settings.db_url)
-        await self.gateway.start()
-        await self.lease.recover_own()
-        if schedule:
-            self.duties.start()
+        """Each part's close is pushed right after it starts: `stop` is the exact reverse, and a start that
+        fails half-way closes what had started."""
+        async with AsyncExitStack() as stack:
+            await db.connect(self.settings.db_url)
+            stack.push_async_callback(db.close)
+            await self.gateway.start()
+            stack.push_async_callback(self.gateway.close)
+            await self.lease.recover_own()
+            stack.push_async_callback(self.lease.release)  # another process takes the sellers over at once
+            stack.push_async_callback(self.shipping.close)  # label deliveries a press started
+            stack.callback(self.duties.stop)  # also when a caller starts the scheduler later (tests)
+            if schedule:
+                self.duties.start()
+            self._stack = stack.pop_all()
 
     async def resume(self) -> None:
         """Work owed from before a restart: sends cut short, undelivered events, unfinished intents, labels."""
@@ -107,11 +95,7 @@ class Services:
         if self.stopped:
             return
         self.stopped = True
-        self.duties.stop()
-        await self.shipping.close()
-        await self.gateway.close()
-        await self.lease.release()  # another process takes the sellers over at once
-        await db.close()
+        await self._stack.aclose()
 
 
 def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow,
@@ -128,7 +112,8 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
                     retry_first=timedelta(seconds=settings.alert_retry_first),
                     retry_cap=timedelta(seconds=settings.alert_retry_cap),
                     retry_for=timedelta(seconds=settings.alert_retry_for))
-    gateway = OzonGateway(base_url=settings.ozon_api_url, box=box, retry=retry or RetryPolicy(timeout=settings.ozon_timeout))
+    gateway = OzonGateway(base_url=settings.ozon_api_url, box=box, trace_configs=[metrics.ozon_trace()],
+                          retry=retry or RetryPolicy(timeout=settings.ozon_timeout, on_retry=metrics.ozon_retry))
     sync = OrderSync(gateway, clock=clock, on_events=outbox.dispatch_pending)
     shipping = Shipping(gateway=gateway, channels=channels, cards=cards, catalogs=catalogs, lease=lease,
                         outbox=outbox, clock=clock, label_delay=settings.label_delay)
@@ -153,21 +138,7 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
                                                per_chat=settings.inbound_per_chat))
     services.redactor.add(key)
     for secret in (settings.telegram_token, settings.wechat_app_secret, settings.wechat_token,
-                   settings.wechat_aes_key):
+                   settings.wechat_aes_key, settings.metrics_token):
         if secret:
             services.redactor.add(secret.get_secret_value())
     return services
-
-
-def build_web_app(services: Services) -> web.Application:
-    app = web.Application(client_max_size=1024 * 1024)
-    push = OzonPushReceiver(services.sync, allow=services.settings.ozon_push_allow)
-    app.add_routes(push.routes())
-    app.add_routes(ActionPage(services).routes())
-    app.router.add_get("/health", _health)
-    app[PUSH_KEY] = push
-    return app
-
-
-async def _health(request: web.Request) -> web.Response:
-    return web.json_response({"ok": True})

@@ -1,21 +1,15 @@
-"""The `ozonbot` command line."""
+"""The `ozonbot` command line: arguments and dispatch. The running service is bot/service.py, the seller
+commands bot/cli_seller.py."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 
-from aiohttp import web
-
-from bot.app import PUSH_KEY, Services, build_services, build_web_app, tune_gc
 from bot.config import Settings
-from bot.logsetup import setup_logging
-from services.desk import ConnectError
 from services.security import InterruptedRotation
 from services.storage import db
-from services.storage.models import Seller
 
 DEMO_CLIENT_ID = "100500"
 DEMO_API_KEY = "demo-key-not-secret"
@@ -24,12 +18,19 @@ DEMO_API_KEY = "demo-key-not-secret"
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ozonbot", description="Ozon FBS/rFBS shipping desk in Telegram and "
                                      "WeChat. Configuration comes from OZONBOT_* environment variables and .env.")
+    parser.add_argument("--version", action="version", version=f"ozonbot {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("run", help="run the service: Ozon sync, channels, web server, scheduler")
     demo = sub.add_parser("demo", help="try the bot: a seeded Ozon sandbox and a console chat, no credentials")
     demo.add_argument("--lang", default="zh_CN", choices=["zh_CN", "ru", "en"], help="language of the demo chat")
     demo.add_argument("--orders", type=int, default=5, help="how many sandbox orders to start with")
     sub.add_parser("migrate", help="apply database migrations")
+    doctor = sub.add_parser("doctor", help="check the installation: database, key, channels, Ozon keys, clock; "
+                            "exit 0 only when every check passes")
+    doctor.add_argument("--json", action="store_true", help="the report as JSON, for scripts")
+    backup = sub.add_parser("backup", help="a consistent copy of the SQLite database, safe while the service "
+                            "runs (PostgreSQL: pg_dump)")
+    backup.add_argument("file", help="where the copy goes (never overwritten)")
     rotate = sub.add_parser("rotate-key", help="re-encrypt every stored secret under a new key (stop the service "
                             "first)")
     rotate.add_argument("--new-key", help="use this Fernet key instead of generating one")
@@ -85,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "sandbox":
-        from services.ozon.sandbox import serve
+        from sandbox.ozon import serve
 
         return _run(serve(args.host, args.port, args.seed, args.client_id, args.api_key, args.orders,
                           args.label_delay))
@@ -100,11 +101,25 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # pydantic's message names the variable at fault
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    from bot.backup import backup_command
+    from bot.cli_seller import seller_command
+    from bot.doctor import doctor_command
     from bot.rotate import rotate_key_command
+    from bot.service import run_service
 
-    commands = {"run": run_service, "migrate": migrate_command, "seller": seller_command,
-                "rotate-key": rotate_key_command}
+    commands = {"run": lambda settings, args: run_service(settings), "migrate": migrate_command,
+                "seller": seller_command, "rotate-key": rotate_key_command, "doctor": doctor_command,
+                "backup": backup_command}
     return _run(commands[args.command](settings, args))
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ozonbot")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "unknown"
 
 
 def _run(coro) -> int:
@@ -131,99 +146,6 @@ async def migrate_command(settings: Settings, args) -> int:
     await db.migrate(settings.db_url)
     print("database is up to date")
     return 0
-
-
-async def seller_command(settings: Settings, args) -> int:
-    services = build_services(settings)
-    setup_logging("WARNING", services.redactor)
-    for name in ("api_key", "secret", "aes_key", "token", "key"):
-        services.redactor.add(getattr(args, name, None))
-    await services.start(schedule=False)
-    try:
-        if args.action == "add":
-            return await _seller_add(services, args)
-        if args.action in ("wecom", "robot", "invite"):
-            from bot.wechat_cli import seller_invite, seller_robot, seller_wecom
-
-            command = {"wecom": seller_wecom, "robot": seller_robot, "invite": seller_invite}[args.action]
-            return await command(services, args)
-        if args.action == "list":
-            for seller in await Seller.all().order_by("id"):
-                print(f"{seller.client_id}\t{seller.name}\tkey={seller.key_state}\texpires={seller.key_expires_at}"
-                      f"\tpush={settings.base_url}/ozon/push/{seller.push_token}")
-            return 0
-        deleted = await Seller.filter(client_id=args.client_id).delete()
-        print("removed" if deleted else f"no seller {args.client_id}")
-        return 0 if deleted else 1
-    finally:
-        await services.stop()
-
-
-async def _seller_add(services: Services, args) -> int:
-    try:
-        connected = await services.desk.connect_seller(args.client_id, args.api_key, name=args.name)
-    except ConnectError as exc:
-        reasons = {
-            "bad_client_id": "the Client-Id must be a number",
-            "bad_key": "the API key is empty or malformed",
-            "unavailable": "Ozon did not answer; try again later",
-            "rejected": f"Ozon refused the key ({exc.detail})",
-        }
-        print(f"not added: {reasons.get(exc.reason, exc.reason)}. Nothing was stored.", file=sys.stderr)
-        return 1
-    seller = connected.seller
-    print(f"{'added' if connected.created else 'updated'} seller {seller.client_id}")
-    print(f"key expires: {connected.roles.expires_at or 'unknown'}")
-    print(f"warehouses: {', '.join(w.name or str(w.warehouse_id) for w in connected.warehouses) or '-'}")
-    print(f"Ozon push URL: {services.settings.base_url}/ozon/push/{seller.push_token}")
-    return 0
-
-
-async def run_service(settings: Settings, args=None, *, stop: asyncio.Event | None = None,
-                      ready: asyncio.Event | None = None) -> int:
-    """`ready` is set once every channel is up (the port listens earlier: a webhook must be reachable
-    before Telegram is told about it)."""
-    stop = stop or _stop_on_signals()  # first: a SIGTERM during start-up is a clean stop too
-    services = build_services(settings)
-    setup_logging(settings.log_level, services.redactor)
-    await services.start()
-    web_app = build_web_app(services)
-    telegram = None
-    if settings.telegram_token:
-        from handlers.telegram import TelegramChannel
-
-        telegram = TelegramChannel(services)
-        services.channels.register(telegram)
-        web_app.add_routes(telegram.webhook_routes())
-    from bot.wechat_cli import start_wechat
-
-    wechat = await start_wechat(services, web_app)
-    runner = web.AppRunner(web_app)
-    await runner.setup()
-    await web.TCPSite(runner, settings.http_host, settings.http_port).start()
-    if telegram is not None:
-        await telegram.start()
-    await services.resume()
-    tune_gc()
-    print(f"ozonbot listening on {settings.http_host}:{settings.http_port}", flush=True)
-    if ready is not None:
-        ready.set()
-    await stop.wait()
-    if telegram is not None:
-        await telegram.stop()
-    await wechat.close()
-    await web_app[PUSH_KEY].close()
-    await runner.cleanup()
-    await services.stop()
-    return 0
-
-
-def _stop_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import time, timedelta
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,6 +47,8 @@ class Settings(BaseSettings):
     # optional allow-list for Ozon pushes: comma-separated networks (Ozon's published ranges); empty = any
     ozon_push_allow: str = ""
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"  # json: one JSON object a line
+    metrics_token: SecretStr | None = None  # bearer token for /metrics; unset: loopback, unproxied only
     # a failed alert is tried again after alert_retry_first seconds, doubling up to alert_retry_cap, for as
     # long as it matters and at most alert_retry_for seconds (a day) after its first failure
     alert_retry_first: float = Field(15.0, gt=0)

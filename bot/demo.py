@@ -14,7 +14,7 @@ from bot.app import build_services
 from bot.config import Settings
 from bot.logsetup import setup_logging
 from handlers.console import ConsoleChannel
-from services.ozon.sandbox import OzonSandbox
+from sandbox.ozon import OzonSandbox
 
 CLIENT_ID = "100500"
 API_KEY = "demo-key-not-secret"

@@ -13,6 +13,15 @@ from services.i18n import N_, Catalogs, Translator
 from services.ozon.models import Posting as OzonPosting
 from services.pacing import KeyedTurns
 from services.storage.models import AlertMessage, Member, Posting, Seller
+from services.storage.states import (
+    AFTER_PACKING,
+    AWAITING_PACKAGING,
+    AWAITING_REGISTRATION,
+    CHOOSING_STAGES,
+    UNPACKED_STAGES,
+    LabelState,
+    Stage,
+)
 from services.views import Button, View
 
 log = logging.getLogger(__name__)
@@ -84,7 +93,7 @@ class CardRenderer:
         lines += self._items(tr, posting)
         lines.append("")
         lines.append(_("Status: {status}").format(status=status_words(tr, posting.status)))
-        if posting.stage in ("new", "courier", "packing"):
+        if posting.stage in UNPACKED_STAGES:
             lines.append(_("Ship by: {deadline} ({left})").format(
                 deadline=tr.local_time(posting.shipment_date),
                 left=tr.time_left(posting.shipment_date, self._clock())))
@@ -99,9 +108,9 @@ class CardRenderer:
 
     def _header(self, tr: Translator, posting: Posting) -> str:
         _ = tr.gettext
-        if posting.stage == "cancelled":
+        if posting.stage == Stage.CANCELLED:
             return _("❌ CANCELLED, stop packing: {number}").format(number=posting.posting_number)
-        if posting.stage in ("new", "courier"):
+        if posting.stage in CHOOSING_STAGES:
             return _("🆕 New order {number}").format(number=posting.posting_number)
         return _("📦 Order {number}").format(number=posting.posting_number)
 
@@ -139,18 +148,18 @@ class CardRenderer:
         lines: list[str] = []
         if posting.courier:
             lines.append(_("Courier: {courier}").format(courier=courier_name(tr, posting.courier)))
-        if stage == "courier":
+        if stage == Stage.COURIER:
             lines.append("")
             lines.append(_("Checklist before you press Packed:"))
             lines += [f"☐ {tr.gettext(item)}" for item in CHECKLIST]
-        elif stage == "packing":
+        elif stage == Stage.PACKING:
             lines.append(_("⏳ Packing in Ozon… ({who})").format(who=member_name(acted_by)))
-        elif stage in ("packed", "handed_over"):
+        elif stage in AFTER_PACKING:
             if posting.packed_at:
                 lines.append(_("✅ Packed by {who} at {time}").format(
                     who=member_name(packed_by), time=tr.local_time(posting.packed_at)))
             lines.append(self._label_line(tr, posting))
-        if stage == "handed_over" and posting.waybill:
+        if stage == Stage.HANDED_OVER and posting.waybill:
             lines.append(_("🚚 Waybill: {number}").format(number=posting.waybill))
             if posting.flow in PARTNER_OWNS_TRACKING:
                 lines.append(_("Kept as the first-mile record; Ozon's partner owns the tracking."))
@@ -161,26 +170,26 @@ class CardRenderer:
     def _label_line(self, tr: Translator, posting: Posting) -> str:
         _ = tr.gettext
         return {
-            "pending": _("🏷 Label: Ozon is preparing it"),
-            "sent": _("🏷 Label: sent"),
-            "failed": _("🏷 Label: not ready yet, press Get label to retry"),
+            LabelState.PENDING: _("🏷 Label: Ozon is preparing it"),
+            LabelState.SENT: _("🏷 Label: sent"),
+            LabelState.FAILED: _("🏷 Label: not ready yet, press Get label to retry"),
         }.get(posting.label_state, _("🏷 Label: will follow shortly"))
 
     def _buttons(self, tr: Translator, posting: Posting) -> tuple[tuple[Button, ...], ...]:
         _ = tr.gettext
         stage = posting.stage
-        if stage == "new" and posting.status == "awaiting_packaging":
+        if stage == Stage.NEW and posting.status == AWAITING_PACKAGING:
             buttons = [Button(tr.gettext(c.name_en), self.action("c", posting, c.code)) for c in COURIERS]
             return tuple(tuple(buttons[i:i + 3]) for i in range(0, len(buttons), 3))
-        if stage == "courier":
+        if stage == Stage.COURIER:
             return ((Button(_("✅ Packed"), self.action("p", posting)),),
                     (Button(_("Change courier"), self.action("x", posting)),))
-        if stage == "packed":
+        if stage == Stage.PACKED:
             rows = [(Button(_("✍️ Enter waybill number"), self.action("w", posting)),)]
-            if posting.status != "awaiting_registration":
+            if posting.status != AWAITING_REGISTRATION:
                 rows.append((Button(_("🏷 Get label"), self.action("l", posting)),))
             return tuple(rows)
-        if stage == "handed_over":
+        if stage == Stage.HANDED_OVER:
             return ((Button(_("Correct waybill number"), self.action("w", posting)),),)
         return ()
 

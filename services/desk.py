@@ -12,23 +12,23 @@ from tortoise.exceptions import IntegrityError
 
 from services.cards import CardRenderer, courier_name, status_words
 from services.i18n import N_, Catalogs
-from services.orders import FINAL_STATUSES
 from services.ozon.errors import OzonAuthError, OzonError, OzonUnavailable
-from services.ozon.gateway import OzonGateway
 from services.ozon.models import RoleInfo, Warehouse
 from services.security import SecretBox, new_token
+from services.sellers import OzonGateway
 from services.storage.models import Invite, LanguagePref, Member, Posting, Seller
+from services.storage.states import FINAL_STATUSES, OPEN_STAGES, KeyState, Role, Stage
 from services.views import Button, View
 
 INVITE_TTL = timedelta(days=2)
 NUMBER_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z\-]{5,63}$")
 STAGE_TODO = {
-    "new": N_("choose the courier"),
-    "courier": N_("pack it and press Packed"),
-    "packing": N_("wait: Ozon is packing it"),
-    "packed": N_("hand it over and send the waybill number"),
-    "handed_over": N_("nothing: it is handed over"),
-    "cancelled": N_("nothing: it was cancelled"),
+    Stage.NEW: N_("choose the courier"),
+    Stage.COURIER: N_("pack it and press Packed"),
+    Stage.PACKING: N_("wait: Ozon is packing it"),
+    Stage.PACKED: N_("hand it over and send the waybill number"),
+    Stage.HANDED_OVER: N_("nothing: it is handed over"),
+    Stage.CANCELLED: N_("nothing: it was cancelled"),
 }
 
 
@@ -80,8 +80,8 @@ class Desk:
         except OzonError as exc:
             raise ConnectError("rejected", exc.token) from None
         seller = await Seller.get_or_none(client_id=client_id)
-        fields = {"api_key_enc": self._box.encrypt(api_key), "key_expires_at": roles.expires_at, "key_state": "ok",
-                  "warehouses": [w.model_dump(mode="json") for w in warehouses]}
+        fields = {"api_key_enc": self._box.encrypt(api_key), "key_expires_at": roles.expires_at,
+                  "key_state": KeyState.OK, "warehouses": [w.model_dump(mode="json") for w in warehouses]}
         if seller is None:
             seller = await Seller.create(client_id=client_id, name=name or client_id, push_token=new_token(),
                                          timezone=self._zone, quiet_hours=self._quiet, **fields)
@@ -99,7 +99,7 @@ class Desk:
                                            chat_id=chat_id, name=name, locale=locale, role=role)
             except IntegrityError:
                 member = await Member.get(seller=seller, channel=channel, external_id=external_id)
-        if role == "owner" or member.role not in ("owner",):
+        if role == Role.OWNER or member.role != Role.OWNER:
             member.role = role
         member.chat_id = chat_id or member.chat_id
         member.name = name or member.name
@@ -110,12 +110,13 @@ class Desk:
         """The person's desk membership (the most recent if they sit on several desks)."""
         return await Member.filter(channel=channel, external_id=external_id).order_by("-id").first()
 
-    async def create_invite(self, owner: Member, role: str = "packer") -> Invite | None:
-        if owner.role != "owner":
+    async def create_invite(self, owner: Member, role: str = Role.PACKER) -> Invite | None:
+        if owner.role != Role.OWNER:
             return None
         return await self.seller_invite(owner.seller_id, role, created_by=owner)
 
-    async def seller_invite(self, seller_id: int, role: str = "packer", *, created_by: Member | None = None) -> Invite:
+    async def seller_invite(self, seller_id: int, role: str = Role.PACKER, *,
+                            created_by: Member | None = None) -> Invite:
         """A one-time code for the seller's desk (the command line has no owner member to ask)."""
         code = secrets.token_hex(4).upper()
         return await Invite.create(seller_id=seller_id, code=code, role=role, created_by=created_by,
@@ -179,7 +180,7 @@ class Desk:
         return View(text="\n".join(lines), buttons=buttons)
 
     async def open_postings(self, seller_id: int, limit: int = 30) -> list[Posting]:
-        return await Posting.filter(seller_id=seller_id, stage__in=("new", "courier", "packing", "packed")) \
+        return await Posting.filter(seller_id=seller_id, stage__in=OPEN_STAGES) \
             .exclude(status__in=FINAL_STATUSES).order_by("shipment_date", "posting_number").limit(limit)
 
     async def orders_view(self, member: Member) -> View:

@@ -12,10 +12,10 @@ from services.durations import clock_time
 from services.i18n import Translator
 from services.notices import NoticeBoard
 from services.storage.models import Event, Posting, Seller
+from services.storage.states import AWAITING_PACKAGING, UNPACKED_STAGES, EventKind, NoticeKind
 from services.views import View
 
 log = logging.getLogger(__name__)
-UNPACKED_STAGES = ("new", "courier", "packing")
 LATE_WINDOW = timedelta(hours=3)  # a bot that was down at digest time still sends it, if not too late
 LISTED = 10  # numbers shown per section; the rest are counted
 
@@ -49,7 +49,7 @@ async def summarize(seller: Seller, now: datetime) -> DigestSummary:
     today = datetime.combine(now.astimezone(zone).date(), time(0), tzinfo=zone)
     tomorrow, yesterday = today + timedelta(days=1), today - timedelta(days=1)
     summary = DigestSummary()
-    unpacked = await Posting.filter(seller=seller, stage__in=UNPACKED_STAGES, status="awaiting_packaging",
+    unpacked = await Posting.filter(seller=seller, stage__in=UNPACKED_STAGES, status=AWAITING_PACKAGING,
                                     shipment_date__not_isnull=True).order_by("shipment_date")
     for posting in unpacked:
         if posting.shipment_date < now:
@@ -58,7 +58,7 @@ async def summarize(seller: Seller, now: datetime) -> DigestSummary:
             summary.pack_today.append(posting.posting_number)
         elif posting.shipment_date < now + timedelta(days=1):
             summary.due_within_day.append(posting.posting_number)
-    cancelled = await Event.filter(kind="cancelled", posting__seller_id=seller.id,
+    cancelled = await Event.filter(kind=EventKind.CANCELLED, posting__seller_id=seller.id,
                                    created_at__gte=now - timedelta(days=1)).prefetch_related("posting")
     summary.cancelled_overnight = sorted({event.posting.posting_number for event in cancelled})
     shipped = await Posting.filter(seller=seller, packed_at__gte=yesterday, packed_at__lt=today).order_by("packed_at")
@@ -108,9 +108,9 @@ class MorningDigest:
         if start is None:
             return 0
         key = start.date().isoformat()
-        members = await self._board.awaiting(seller, "digest", key)
+        members = await self._board.awaiting(seller, NoticeKind.DIGEST, key)
         if not members:
             return 0
         summary = await summarize(seller, now)
-        return await self._board.to_members(members, seller, "digest", key,
+        return await self._board.to_members(members, seller, NoticeKind.DIGEST, key,
                                             lambda tr: render(tr, summary))

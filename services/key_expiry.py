@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from services.i18n import Translator
 from services.notices import NoticeBoard
 from services.storage.models import Seller
+from services.storage.states import KeyState, NoticeKind
 from services.views import View
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ class KeyExpiry:
         now = self._clock()
         sent = 0
         horizon = now + timedelta(days=max(WARN_DAYS))
-        for seller in await Seller.filter(key_state="ok", key_expires_at__not_isnull=True,
+        for seller in await Seller.filter(key_state=KeyState.OK, key_expires_at__not_isnull=True,
                                           key_expires_at__lte=horizon):
             days = warning_due(seller.key_expires_at, now)
             if days is None:
@@ -52,8 +53,8 @@ class KeyExpiry:
             # the expiry date is in the key, so a newly connected key gets its own warnings
             key = f"{days}d:{seller.key_expires_at.date().isoformat()}"
             try:
-                owners = await self._board.awaiting(seller, "key_expiry", key, owners_only=True)
-                sent += await self._board.to_members(owners, seller, "key_expiry", key,
+                owners = await self._board.awaiting(seller, NoticeKind.KEY_EXPIRY, key, owners_only=True)
+                sent += await self._board.to_members(owners, seller, NoticeKind.KEY_EXPIRY, key,
                                                      lambda tr, seller=seller: render(tr, seller, now))
             except Exception:
                 log.exception("key-expiry warning for seller %s failed", seller.id)

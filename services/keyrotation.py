@@ -12,7 +12,7 @@ from tortoise.transactions import in_transaction
 from services.security import ENCRYPTED_FIELDS, SecretBox
 
 
-def _model_for(table: str):
+def model_for(table: str):
     for app in Tortoise.apps.values():
         for model in app.values():
             if model._meta.db_table == table:
@@ -27,7 +27,7 @@ async def reencrypt_all(old_key: str, new_key: str) -> dict[str, int]:
     counts: dict[str, int] = {}
     async with in_transaction() as conn:
         for table, column in sorted(ENCRYPTED_FIELDS):
-            model = _model_for(table)
+            model = model_for(table)
             pk = model._meta.pk_attr
             rows = await model.all().using_db(conn).values_list(pk, column)
             done = 0

@@ -27,6 +27,7 @@ from tortoise.transactions import in_transaction
 
 from services.security import new_token
 from services.storage.models import Intent, Notification, PollState
+from services.storage.states import IntentState, NotificationState
 
 log = logging.getLogger(__name__)
 SQLITE_OWNER = "single-process"
@@ -84,15 +85,16 @@ class Lease:
         """Renews every lease and claim this process holds, so they only run out when it is gone."""
         until = self.expiry()
         await PollState.filter(lease_owner=self.owner).update(lease_until=until)
-        await Intent.filter(claimed_by=self.owner, state="pending").update(next_attempt_at=until)
-        await Notification.filter(claimed_by=self.owner, state="sending").update(claim_until=until)
+        await Intent.filter(claimed_by=self.owner, state=IntentState.PENDING).update(next_attempt_at=until)
+        await Notification.filter(claimed_by=self.owner, state=NotificationState.SENDING).update(claim_until=until)
 
     async def release(self) -> None:
         """On a clean stop: hand the sellers over at once, leave unfinished work claimable."""
         now = self._clock()
         await PollState.filter(lease_owner=self.owner).update(lease_owner=None, lease_until=None)
-        await Intent.filter(claimed_by=self.owner, state="pending").update(claimed_by=None, next_attempt_at=now)
-        await Notification.filter(claimed_by=self.owner, state="sending").update(claim_until=now)
+        await Intent.filter(claimed_by=self.owner, state=IntentState.PENDING).update(claimed_by=None,
+                                                                                    next_attempt_at=now)
+        await Notification.filter(claimed_by=self.owner, state=NotificationState.SENDING).update(claim_until=now)
 
     async def recover_own(self) -> None:
         """SQLite: whatever 'we' held at start was held by the process we replace, which is gone."""
@@ -107,12 +109,13 @@ class Lease:
         due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
         unheld = Q(claimed_by__isnull=True) if ignore_backoff else Q(claimed_by__isnull=True) & due
         lapsed = Q(claimed_by__isnull=False) & Q(next_attempt_at__lt=now)
-        updated = await Intent.filter(unheld | lapsed, id=intent_id, state="pending").update(
+        updated = await Intent.filter(unheld | lapsed, id=intent_id, state=IntentState.PENDING).update(
             claimed_by=self.owner, next_attempt_at=self.expiry())
         return bool(updated)
 
     async def claim_notification(self, note_id: int, *, from_state: str) -> bool:
         query = Notification.filter(id=note_id, state=from_state)
-        if from_state == "sending":
+        if from_state == NotificationState.SENDING:
             query = query.filter(Q(claim_until__isnull=True) | Q(claim_until__lt=self._clock()))
-        return bool(await query.update(state="sending", claimed_by=self.owner, claim_until=self.expiry()))
+        return bool(await query.update(state=NotificationState.SENDING, claimed_by=self.owner,
+                                       claim_until=self.expiry()))

@@ -17,6 +17,7 @@ from services.channels import Channels
 from services.i18n import Catalogs, Translator
 from services.pacing import Pacer
 from services.storage.models import Member, Notice, Seller
+from services.storage.states import NoticeKind, NotificationState, Role
 from services.views import View
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ class NoticeBoard:
         self._catalogs = catalogs
         self._pacer = Pacer(per_second)
 
-    async def send_once(self, member: Member, seller: Seller, kind: str, key: str,
+    async def send_once(self, member: Member, seller: Seller, kind: NoticeKind, key: str,
                         render: Callable[[Translator], View]) -> bool:
         """True when this call delivered it; False when it was already sent (or is being sent) or failed."""
         await self._pacer.wait()  # before the claim: a crash while waiting leaves nothing half-sent
@@ -37,28 +38,30 @@ class NoticeBoard:
             notice = await Notice.create(member=member, kind=kind, key=key)
         except IntegrityError:
             notice = await Notice.get(member=member, kind=kind, key=key)
-            if notice.state != "failed" or not await Notice.filter(id=notice.id, state="failed").update(
-                    state="sending"):
+            failed = NotificationState.FAILED
+            if notice.state != failed or not await Notice.filter(id=notice.id, state=failed).update(
+                    state=NotificationState.SENDING):
                 return False
         try:
             await self._channels.send(member, render(self._catalogs.for_member(member, seller)))
         except Exception as exc:  # one member's channel failing must not stop the others
             log.warning("notice %s/%s to member %s failed: %s", kind, key, member.id, type(exc).__name__)
-            await Notice.filter(id=notice.id).update(state="failed")
+            await Notice.filter(id=notice.id).update(state=NotificationState.FAILED)
             return False
-        await Notice.filter(id=notice.id).update(state="sent")
+        await Notice.filter(id=notice.id).update(state=NotificationState.SENT)
         return True
 
-    async def awaiting(self, seller: Seller, kind: str, key: str, *, owners_only: bool = False) -> list[Member]:
+    async def awaiting(self, seller: Seller, kind: NoticeKind, key: str, *,
+                       owners_only: bool = False) -> list[Member]:
         """Desk members who have not had this notice yet (cheap: lets a job skip building it)."""
         members = await self._channels.desk(seller)
         if owners_only:
-            members = [m for m in members if m.role == "owner"]
+            members = [m for m in members if m.role == Role.OWNER]
         done = set(await Notice.filter(member_id__in=[m.id for m in members], kind=kind, key=key)
-                   .exclude(state="failed").values_list("member_id", flat=True))
+                   .exclude(state=NotificationState.FAILED).values_list("member_id", flat=True))
         return [m for m in members if m.id not in done]
 
-    async def to_members(self, members: list[Member], seller: Seller, kind: str, key: str,
+    async def to_members(self, members: list[Member], seller: Seller, kind: NoticeKind, key: str,
                          render: Callable[[Translator], View]) -> int:
         sent = 0
         for member in members:

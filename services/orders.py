@@ -10,17 +10,25 @@ from datetime import UTC, datetime
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from services import metrics
 from services.ozon.errors import OzonError, OzonUnavailable
-from services.ozon.gateway import OzonGateway
 from services.ozon.models import Posting as OzonPosting
+from services.sellers import OzonGateway
 from services.storage.models import Event, Intent, Posting, Seller
+from services.storage.states import (
+    ANNOUNCED_STATUSES,
+    AWAITING_PACKAGING,
+    CANCELLED_STATUSES,
+    CHOOSING_STAGES,
+    FINAL_STATUSES,
+    UNPACKED_STATUSES,
+    EventKind,
+    IntentState,
+    Stage,
+)
 
 log = logging.getLogger(__name__)
 
-FINAL_STATUSES = frozenset({"delivered", "cancelled", "cancelled_from_split_pending"})
-CANCELLED_STATUSES = frozenset({"cancelled", "cancelled_from_split_pending"})
-ANNOUNCED_STATUSES = frozenset({"delivering", "delivered"})  # and cancellation, its own event
-UNPACKED_STATUSES = frozenset({"awaiting_packaging", "awaiting_approve", "awaiting_verification"})
 PUSH_TYPES = frozenset({"TYPE_NEW_POSTING", "TYPE_STATE_CHANGED", "TYPE_POSTING_CANCELLED",
                         "TYPE_CUTOFF_DATE_CHANGED", "TYPE_DELIVERY_DATE_CHANGED"})
 VANISHED_CHECKS_PER_POLL = 20
@@ -93,6 +101,7 @@ class OrderSync:
             log.debug("concurrent ingest of %s", remote.posting_number)
             return 0
 
+    @metrics.alerts_timed("poll")
     async def poll(self, seller: Seller, fingerprint: str | None = None) -> PollReport:
         """One reconciliation pass: every page of the unfulfilled list, plus postings that left it.
 
@@ -120,6 +129,7 @@ class OrderSync:
             report.fingerprint = read_fingerprint
         return report
 
+    @metrics.alerts_timed("push")
     async def handle_push(self, seller: Seller, payload: dict) -> None:
         """Re-read the posting from Ozon (pushes may be late, duplicated or partial), then ingest it."""
         kind = payload.get("message_type")
@@ -149,7 +159,7 @@ async def _already_known(seller: Seller, number: str, state) -> bool:
     if row is None:
         return False
     # a move of ours still in flight reads the posting back itself when it completes
-    return row.status == status or await Intent.filter(posting_id=row.id, state="pending").exists()
+    return row.status == status or await Intent.filter(posting_id=row.id, state=IntentState.PENDING).exists()
 
 
 def posting_from_push(payload: dict) -> OzonPosting | None:
@@ -158,7 +168,7 @@ def posting_from_push(payload: dict) -> OzonPosting | None:
     if kind == "TYPE_NEW_POSTING":
         data = {
             "posting_number": payload.get("posting_number"),
-            "status": "awaiting_packaging",
+            "status": AWAITING_PACKAGING,
             "shipment_date": payload.get("shipment_date"),
             "in_process_at": payload.get("in_process_at"),
             "tpl_integration_type": payload.get("tpl_integration_type"),
@@ -191,31 +201,31 @@ def _unchanged(seller: Seller, row: Posting, remote: OzonPosting) -> bool:
     return all(getattr(row, name) == value for name, value in posting_fields(seller, row, remote).items())
 
 
-def _events_for(row: Posting | None, remote: OzonPosting) -> list[tuple[str, str, dict]]:
+def _events_for(row: Posting | None, remote: OzonPosting) -> list[tuple[EventKind, str, dict]]:
     status = remote.status or ""
-    events: list[tuple[str, str, dict]] = []
+    events: list[tuple[EventKind, str, dict]] = []
     if row is None:
         if status not in FINAL_STATUSES:
-            events.append(("new", "", {"status": status}))
+            events.append((EventKind.NEW, "", {"status": status}))
         return events
     if status and status != row.status:
-        events.append(("status", status, {"from": row.status, "to": status}))
+        events.append((EventKind.STATUS, status, {"from": row.status, "to": status}))
         if status in CANCELLED_STATUSES:
-            events.append(("cancelled", "", {"from": row.status}))
+            events.append((EventKind.CANCELLED, "", {"from": row.status}))
         elif status in ANNOUNCED_STATUSES:
-            events.append(("announce", status, {"from": row.status}))
+            events.append((EventKind.ANNOUNCE, status, {"from": row.status}))
     deadline = remote.shipment_date
     if deadline and row.shipment_date and deadline != row.shipment_date and status in UNPACKED_STATUSES:
-        events.append(("deadline", deadline.isoformat(), {"from": row.shipment_date.isoformat()}))
+        events.append((EventKind.DEADLINE, deadline.isoformat(), {"from": row.shipment_date.isoformat()}))
     return events
 
 
 def _stage_after(row: Posting | None, status: str) -> str:
-    stage = row.stage if row else "new"
+    stage = row.stage if row else Stage.NEW
     if status in CANCELLED_STATUSES:
-        return "cancelled"
-    if stage in ("new", "courier") and status and status not in UNPACKED_STATUSES:
-        return "packed"  # packed elsewhere (e.g. in the Ozon cabinet)
+        return Stage.CANCELLED
+    if stage in CHOOSING_STAGES and status and status not in UNPACKED_STATUSES:
+        return Stage.PACKED  # packed elsewhere (e.g. in the Ozon cabinet)
     return stage
 
 
@@ -231,8 +241,8 @@ def posting_fields(seller: Seller, row: Posting | None, remote: OzonPosting) -> 
         "snapshot": _merge_snapshot(row, remote),
         "stage": _stage_after(row, remote.status or ""),
     }
-    if row is None and seller.default_courier and fields["stage"] == "new":
-        fields.update(courier=seller.default_courier, stage="courier")  # the seller skips the courier step
+    if row is None and seller.default_courier and fields["stage"] == Stage.NEW:
+        fields.update(courier=seller.default_courier, stage=Stage.COURIER)  # the seller skips the courier step
     return fields
 
 

@@ -11,23 +11,26 @@ from datetime import datetime, timedelta
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 
-from services import reminders
+from services import metrics, reminders
 from services.cards import CardCopies
 from services.channels import Channels, DeliveryDeferred, DeliveryRefused
 from services.durations import in_quiet_hours
 from services.i18n import Catalogs
 from services.lease import Lease
 from services.storage.models import AlertMessage, Event, Member, Notice, Notification, Posting, Seller
+from services.storage.states import UNPACKED_STAGES, EventKind, NoticeKind, NotificationState, Role
 from services.views import View
 
 log = logging.getLogger(__name__)
+# what an event does: edit every copy of the posting's card, and/or message the desk (card, reminder, notice)
+REFRESH_CARD = frozenset({EventKind.STATUS, EventKind.DEADLINE, EventKind.CANCELLED, EventKind.ANNOUNCE})
+TELL_DESK = frozenset({EventKind.NEW, EventKind.REMIND, EventKind.CANCELLED, EventKind.ANNOUNCE})
 # a failed send is tried again after RETRY_FIRST, doubling up to RETRY_CAP, for as long as the alert still
 # matters and at most RETRY_FOR after it first failed; delivered later than LATE_AFTER, it says so
 RETRY_FIRST = timedelta(seconds=15)
 RETRY_CAP = timedelta(minutes=5)
 RETRY_FOR = timedelta(hours=24)
 LATE_AFTER = timedelta(minutes=1)
-ACTIONABLE_STAGES = ("new", "courier", "packing")  # a new-order card still asks something of the desk
 # events per read; new orders that arrive meanwhile are looked for again after each batch, so the other
 # kinds come in small batches
 NEW_BATCH, OTHER_BATCH = 50, 10
@@ -73,7 +76,7 @@ class Outbox:
     async def _next_batch(broken: list[int]) -> list[Event]:
         """New orders first, then the rest, each oldest first: a burst of reminders or status changes
         (a morning's deadlines, a resync) must not hold back the alert for an order that just came in."""
-        for kinds, limit in (({"kind": "new"}, NEW_BATCH), ({"kind__not": "new"}, OTHER_BATCH)):
+        for kinds, limit in (({"kind": EventKind.NEW}, NEW_BATCH), ({"kind__not": EventKind.NEW}, OTHER_BATCH)):
             batch = await Event.filter(dispatched_at__isnull=True, **kinds).exclude(id__in=broken).order_by("id") \
                 .limit(limit).prefetch_related("posting__seller")
             if batch:
@@ -83,13 +86,13 @@ class Outbox:
     async def _dispatch(self, event: Event) -> None:
         posting: Posting = event.posting
         seller: Seller = posting.seller
-        if event.kind in ("status", "deadline", "cancelled", "announce"):
+        if event.kind in REFRESH_CARD:
             await self._cards.refresh(posting.id)
-        if event.kind not in ("new", "remind", "cancelled", "announce"):
+        if event.kind not in TELL_DESK:
             return
-        if event.kind == "remind" and not reminders.still_due(event, posting):
+        if event.kind == EventKind.REMIND and not reminders.still_due(event, posting):
             return  # packed (or tracked) meanwhile: the reminder has nothing left to say
-        silent = event.kind == "new" and in_quiet_hours(seller.quiet_hours, seller.timezone, self._clock())
+        silent = event.kind == EventKind.NEW and in_quiet_hours(seller.quiet_hours, seller.timezone, self._clock())
         for member in await self._channels.desk(seller):
             note = await self._claim(event, member)
             if note is not None:
@@ -98,23 +101,24 @@ class Outbox:
     async def _claim(self, event: Event, member: Member) -> Notification | None:
         """The notification row, claimed by this process; None if it was delivered or is in flight."""
         try:
-            return await Notification.create(event=event, member=member, state="sending",
+            return await Notification.create(event=event, member=member, state=NotificationState.SENDING,
                                              claimed_by=self._lease.owner, claim_until=self._lease.expiry())
         except IntegrityError:
             existing = await Notification.get(event=event, member=member)
-            if existing.state == "failed" and await self._lease.claim_notification(existing.id, from_state="failed"):
+            failed = NotificationState.FAILED
+            if existing.state == failed and await self._lease.claim_notification(existing.id, from_state=failed):
                 return await Notification.get(id=existing.id)
             return None  # already delivered (or in flight elsewhere): never twice
 
     async def _deliver(self, note: Notification, event: Event, posting: Posting, seller: Seller, member: Member,
                        *, silent: bool = False, marker: str = "") -> None:
-        if event.kind == "new":
+        if event.kind == EventKind.NEW:
             view = await self._cards.render(posting, member, seller)
         else:
             view = reminders.render(event, posting, self._catalogs.for_member(member, seller),
                                     self._cards.renderer, self._clock())
             if view is None:
-                await Notification.filter(id=note.id).update(state="skipped", claimed_by=None)
+                await Notification.filter(id=note.id).update(state=NotificationState.SKIPPED, claimed_by=None)
                 return
         late = self._late_marker(note, member, seller)
         if marker or late or silent:
@@ -123,9 +127,10 @@ class Outbox:
         ref = await self._attempt(note, member, view)
         if ref is None:
             return  # failed: retry_failed tries again
-        if ref and event.kind == "new":  # recorded first: recovery after a crash reads it as "delivered"
+        if ref and event.kind == EventKind.NEW:  # recorded first: recovery after a crash reads it as "delivered"
             await AlertMessage.update_or_create(defaults={"message_ref": ref}, posting=posting, member=member)
-        await Notification.filter(id=note.id).update(state="sent", claimed_by=None, resent=bool(marker))
+        await Notification.filter(id=note.id).update(state=NotificationState.SENT, claimed_by=None,
+                                                     resent=bool(marker))
 
     def _late_marker(self, note: Notification, member: Member, seller: Seller) -> str:
         """A delivery held up by failures says since when, so nobody reads an old alert as fresh."""
@@ -146,35 +151,38 @@ class Outbox:
         try:
             ref = await self._channels.send(member, view)
         except DeliveryDeferred:  # the channel's own limit: not a failed attempt, tried again soon
-            await Notification.filter(id=note.id).update(state="failed", error="deferred: channel send limit",
+            metrics.SEND_BUDGET_WAITS.labels(member.channel).inc()
+            await Notification.filter(id=note.id).update(state=NotificationState.FAILED, error="deferred: channel send limit",
                                                          attempts=note.attempts - 1, claimed_by=None,
                                                          next_attempt_at=now, failed_since=since)
             return None
         except DeliveryRefused as refused:  # the platform's "never": trying again cannot help
             log.warning("delivery to member %s refused: %s", member.id, refused.reason)
-            await Notification.filter(id=note.id).update(state="refused", error=refused.reason[:500],
+            await Notification.filter(id=note.id).update(state=NotificationState.REFUSED, error=refused.reason[:500],
                                                          attempts=note.attempts, claimed_by=None)
             await self._tell_owners(member, refused.reason)
             return None
         except Exception as exc:  # transport trouble: tried again with backoff; never stops the other members
             log.warning("delivery to member %s failed (attempt %s): %s", member.id, note.attempts,
                         type(exc).__name__)
+            metrics.ALERTS_FAILED.labels(member.channel).inc()
             await Notification.filter(id=note.id).update(
-                state="failed", error=type(exc).__name__, attempts=note.attempts, claimed_by=None,
+                state=NotificationState.FAILED, error=type(exc).__name__, attempts=note.attempts, claimed_by=None,
                 failed_since=since, next_attempt_at=now + self.backoff(note.attempts))
             return None
         await Notification.filter(id=note.id).update(attempts=note.attempts)
+        metrics.delivered(member.channel)
         return ref or ""
 
     async def _tell_owners(self, member: Member, reason: str) -> None:
         """Once per refused member, the desk's owners hear of it on a surface that still works."""
         seller = await Seller.get(id=member.seller_id)
         for owner in await self._channels.desk(seller):
-            if owner.role != "owner" or owner.id == member.id or \
+            if owner.role != Role.OWNER or owner.id == member.id or \
                     (owner.channel, owner.chat_id) == (member.channel, member.chat_id):
                 continue
             try:
-                notice = await Notice.create(member=owner, kind="alerts_refused", key=str(member.id), state="sending")
+                notice = await Notice.create(member=owner, kind=NoticeKind.ALERTS_REFUSED, key=str(member.id), state=NotificationState.SENDING)
             except IntegrityError:
                 continue  # told already
             tr = self._catalogs.for_member(owner, seller)
@@ -187,17 +195,17 @@ class Outbox:
                 log.warning("owner %s could not be told of member %s: %s", owner.id, member.id, type(exc).__name__)
                 await Notice.filter(id=notice.id).delete()  # told on the next refusal instead
                 continue
-            await Notice.filter(id=notice.id).update(state="sent")
+            await Notice.filter(id=notice.id).update(state=NotificationState.SENT)
 
     async def _still_matters(self, note: Notification, event: Event, posting: Posting) -> bool:
         """A new-order card matters while the posting asks something of the desk; a reminder while it is
         due and not superseded by a later one; every kind for at most retry_for after the first failure."""
         if note.failed_since is not None and self._clock() - note.failed_since > self._retry_for:
             return False
-        if event.kind == "new":
-            return posting.stage in ACTIONABLE_STAGES
-        if event.kind == "remind":
-            return not await Event.filter(posting_id=posting.id, kind="remind", id__gt=event.id).exists()
+        if event.kind == EventKind.NEW:
+            return posting.stage in UNPACKED_STAGES
+        if event.kind == EventKind.REMIND:
+            return not await Event.filter(posting_id=posting.id, kind=EventKind.REMIND, id__gt=event.id).exists()
         return True
 
     async def retry_failed(self, *, restart: bool = False) -> int:
@@ -205,16 +213,17 @@ class Outbox:
         every kind of event, for as long as the alert matters: an outage of hours delivers it late, once.
         A restart tries them all at once (the outage may be what the operator just fixed)."""
         due = Q() if restart else Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=self._clock())
-        failed = await Notification.filter(due, state="failed").order_by("id").prefetch_related(
+        failed = await Notification.filter(due, state=NotificationState.FAILED).order_by("id").prefetch_related(
             "event__posting__seller", "member")
         retried = 0
         for note in failed:
             event, posting = note.event, note.event.posting
             if not await self._still_matters(note, event, posting):
-                await Notification.filter(id=note.id, state="failed").update(
-                    state="expired" if event.kind == "new" and posting.stage in ACTIONABLE_STAGES else "skipped")
+                await Notification.filter(id=note.id, state=NotificationState.FAILED).update(
+                    state=NotificationState.EXPIRED if event.kind == EventKind.NEW and posting.stage in UNPACKED_STAGES
+                    else NotificationState.SKIPPED)
                 continue
-            if not await self._lease.claim_notification(note.id, from_state="failed"):
+            if not await self._lease.claim_notification(note.id, from_state=NotificationState.FAILED):
                 continue  # another process took it
             await self._deliver(note, event, posting, posting.seller, note.member)
             retried += 1
@@ -228,14 +237,15 @@ class Outbox:
         once, with a marker that says it may be a copy. A possible, labelled duplicate beats a lost alert.
         """
         stale = await Notification.filter(Q(claim_until__isnull=True) | Q(claim_until__lt=self._clock()),
-                                           state="sending").prefetch_related("event__posting__seller", "member")
+                                           state=NotificationState.SENDING) \
+            .prefetch_related("event__posting__seller", "member")
         recovered = 0
         for note in stale:
-            if not await self._lease.claim_notification(note.id, from_state="sending"):
+            if not await self._lease.claim_notification(note.id, from_state=NotificationState.SENDING):
                 continue
             event, posting, member = note.event, note.event.posting, note.member
-            if event.kind == "new" and await AlertMessage.exists(posting=posting, member=member):
-                await Notification.filter(id=note.id).update(state="sent", claimed_by=None)
+            if event.kind == EventKind.NEW and await AlertMessage.exists(posting=posting, member=member):
+                await Notification.filter(id=note.id).update(state=NotificationState.SENT, claimed_by=None)
                 continue
             tr = self._catalogs.for_member(member, posting.seller)
             marker = tr.gettext("↻ Sent again after a restart; if you already have this message, ignore one copy.")

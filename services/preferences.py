@@ -13,6 +13,7 @@ from services.couriers import COURIERS, get_courier
 from services.durations import clock_time, parse_leads, parse_quiet_hours
 from services.i18n import N_, Catalogs, Translator
 from services.storage.models import Member, Seller
+from services.storage.states import PEOPLE, Role
 from services.views import Answer, Button, View
 
 NO_COURIER = "none"
@@ -103,7 +104,7 @@ class Preferences:
 
     async def press(self, member: Member | None, action: Action) -> Answer:
         """A settings button: open a list of choices, choose one, or go back."""
-        if member is None or member.role not in ("owner", "packer"):
+        if member is None or member.role not in PEOPLE:
             tr = self._catalogs.translator(member.locale if member else None)
             return Answer(toast=tr.gettext("This button is not for you: the order belongs to another desk."),
                           alert=True)
@@ -115,7 +116,7 @@ class Preferences:
             return Answer(edit=self._main(tr, seller, member))
         if not index:
             return Answer(edit=self._choices(tr, seller, setting))
-        if member.role != "owner":
+        if member.role != Role.OWNER:
             return Answer(toast=tr.gettext("Only the desk's owner can change its settings."), alert=True)
         if not index.isdigit() or int(index) >= len(setting.choices):
             return Answer(edit=self._main(tr, seller, member))
@@ -128,7 +129,7 @@ class Preferences:
         setting = BY_NAME.get(name.lower())
         if setting is None or not raw.strip():
             return Answer(replies=[View(text=self._usage(tr))])
-        if member.role != "owner":
+        if member.role != Role.OWNER:
             return Answer(toast=tr.gettext("Only the desk's owner can change its settings."))
         return await self._store(member, seller, setting, raw)
 
@@ -150,7 +151,7 @@ class Preferences:
         lines = [tr.gettext("⚙️ Settings of seller {client_id}").format(client_id=seller.client_id), ""]
         lines += [f"{tr.gettext(s.title)}: {self._shown(tr, seller, s)}" for s in SETTINGS]
         lines += ["", tr.gettext("Language: /lang zh|ru|en"), self._usage(tr)]
-        if member.role != "owner":
+        if member.role != Role.OWNER:
             lines.append(tr.gettext("Only the desk's owner can change its settings."))
             return View(text="\n".join(lines))
         buttons = [Button(tr.gettext(s.title), self._codec.encode("s", 0, s.name)) for s in SETTINGS]

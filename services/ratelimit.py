@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from services.metrics import INBOUND_REFUSED
+
 
 @dataclass
 class _Bucket:
@@ -47,6 +49,7 @@ class InboundLimiter:
         tell = not any(bucket.warned for bucket in empty)
         for bucket in empty:
             bucket.warned = True
+        INBOUND_REFUSED.labels("chat", "rate_limited").inc()
         return Verdict(False, tell)
 
     def _refill(self, key: str, limit: int) -> _Bucket:

@@ -14,6 +14,7 @@ from services.cards import CardRenderer
 from services.durations import in_quiet_hours, parse_leads
 from services.i18n import Translator
 from services.storage.models import Event, Posting, Seller
+from services.storage.states import AWAITING_PACKAGING, CHOOSING_STAGES, EventKind, Stage
 from services.views import Button, View
 
 if TYPE_CHECKING:
@@ -36,22 +37,22 @@ def due_key(deadline: datetime, now: datetime, leads: list[timedelta]) -> str | 
 def still_due(event: Event, posting: Posting) -> bool:
     """A reminder still has something to say: the posting was not packed (or tracked) meanwhile."""
     if event.key == TRACKING:
-        return posting.stage == "packed" and not posting.tracking_number
-    return posting.stage in ("new", "courier") and posting.status == "awaiting_packaging"
+        return posting.stage == Stage.PACKED and not posting.tracking_number
+    return posting.stage in CHOOSING_STAGES and posting.status == AWAITING_PACKAGING
 
 
 def render(event: Event, posting: Posting, tr: Translator, cards: CardRenderer, now: datetime) -> View | None:
     """The one-off message of a reminder or an announcement (cancelled, in delivery, delivered); None when
     it no longer applies."""
-    if event.kind == "remind":
+    if event.kind == EventKind.REMIND:
         return _reminder(event, posting, tr, cards, now) if still_due(event, posting) else None
-    if event.kind in ("cancelled", "announce"):
+    if event.kind in (EventKind.CANCELLED, EventKind.ANNOUNCE):
         return View(text=_announcement(event, posting, tr))
     return None
 
 
 def _announcement(event: Event, posting: Posting, tr: Translator) -> str:
-    if event.kind == "cancelled":
+    if event.kind == EventKind.CANCELLED:
         text = tr.gettext("❌ Order {number} was cancelled. Stop packing it.")
     elif event.key == "delivered":
         text = tr.gettext("🎉 Order {number} was delivered to the buyer.")
@@ -99,7 +100,7 @@ class Reminders:
         now = self._clock()
         horizon = now + await self._longest_lead()
         created = 0
-        candidates = await Posting.filter(stage__in=("new", "courier"), status="awaiting_packaging",
+        candidates = await Posting.filter(stage__in=CHOOSING_STAGES, status=AWAITING_PACKAGING,
                                           shipment_date__lte=horizon).prefetch_related("seller")
         for posting in candidates:
             try:
@@ -134,7 +135,7 @@ class Reminders:
         """A packed posting the seller delivers, still without tracking: Ozon cannot follow it."""
         now = self._clock()
         created = 0
-        candidates = await Posting.filter(stage="packed", flow="non_integrated", tracking_number="",
+        candidates = await Posting.filter(stage=Stage.PACKED, flow="non_integrated", tracking_number="",
                                           packed_at__lte=now - self._tracking_after).prefetch_related("seller")
         for posting in candidates:
             seller = posting.seller
@@ -146,7 +147,7 @@ class Reminders:
 
 async def _remind_once(posting: Posting, key: str) -> int:
     try:
-        _, was_created = await Event.get_or_create(posting=posting, kind="remind", key=key)
+        _, was_created = await Event.get_or_create(posting=posting, kind=EventKind.REMIND, key=key)
     except IntegrityError:
         return 0
     return int(was_created)

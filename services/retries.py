@@ -12,6 +12,7 @@ from services.i18n import N_, Catalogs
 from services.lease import Lease
 from services.shipping import Shipping
 from services.storage.models import Intent, Member, Posting, Seller
+from services.storage.states import AFTER_PACKING, IntentKind, IntentState, LabelState
 from services.views import Answer, View
 
 log = logging.getLogger(__name__)
@@ -19,9 +20,9 @@ log = logging.getLogger(__name__)
 REPORT_AFTER_ATTEMPTS = 3
 GIVE_UP_AFTER = 10  # a label or an intent that crashes this often waits for a person (the card's buttons)
 WHAT_FAILED = {
-    "ship": N_("pack {number} in Ozon"),
-    "tracking": N_("send the tracking number of {number} to Ozon"),
-    "label": N_("get the Ozon label of {number}"),
+    IntentKind.SHIP: N_("pack {number} in Ozon"),
+    IntentKind.TRACKING: N_("send the tracking number of {number} to Ozon"),
+    IntentKind.LABEL: N_("get the Ozon label of {number}"),
 }
 
 
@@ -37,14 +38,14 @@ class IntentRunner:
     async def resume(self) -> int:
         """After a restart: every intent the process before us left unfinished, whatever its backoff."""
         resumed = await self.retry_due(restart=True)
-        for posting in await Posting.filter(label_state="pending", stage__in=("packed", "handed_over")):
+        for posting in await Posting.filter(label_state=LabelState.PENDING, stage__in=AFTER_PACKING):
             self._shipping.schedule_label(posting.id, posting.packed_by_id, 0)
         return resumed
 
     async def retry_due(self, *, restart: bool = False) -> int:
         """Runs the pending intents whose time has come and that no live process holds."""
         ran = 0
-        for intent in await Intent.filter(state="pending").order_by("id"):
+        for intent in await Intent.filter(state=IntentState.PENDING).order_by("id"):
             try:
                 answer = await self._attempt(intent, restart)
             except Exception:  # one broken intent must not stop the others; it backs off and may give up
@@ -59,7 +60,7 @@ class IntentRunner:
         return ran
 
     async def _attempt(self, intent: Intent, restart: bool) -> Answer | None:
-        if intent.kind == "label":
+        if intent.kind == IntentKind.LABEL:
             if not await self._lease.claim_intent(intent.id, ignore_backoff=restart):
                 return None
             await self._retry_label(await Intent.get(id=intent.id))
@@ -72,8 +73,8 @@ class IntentRunner:
         fields = {"attempts": attempts, "claimed_by": None,
                   "next_attempt_at": self._clock() + timedelta(seconds=min(900, 30 * 2 ** attempts))}
         if attempts >= GIVE_UP_AFTER:
-            fields["state"] = "failed"
-        await Intent.filter(id=intent.id, state="pending").update(**fields)
+            fields["state"] = IntentState.FAILED
+        await Intent.filter(id=intent.id, state=IntentState.PENDING).update(**fields)
         await self._report_if_stuck(intent.id)
 
     async def _tell(self, intent: Intent, answer: Answer) -> None:
@@ -93,12 +94,12 @@ class IntentRunner:
         fields = {"attempts": attempts, "last_error": "LABEL_NOT_READY", "claimed_by": None,
                   "next_attempt_at": self._clock() + timedelta(seconds=min(900, 30 * 2 ** attempts))}
         if attempts >= GIVE_UP_AFTER:
-            fields["state"] = "failed"
+            fields["state"] = IntentState.FAILED
         await Intent.filter(id=intent.id).update(**fields)
 
     async def _report_if_stuck(self, intent_id: int) -> None:
         intent = await Intent.get(id=intent_id)
-        if intent.state == "done" or intent.attempts < REPORT_AFTER_ATTEMPTS or intent.reported:
+        if intent.state == IntentState.DONE or intent.attempts < REPORT_AFTER_ATTEMPTS or intent.reported:
             return
         if not await Intent.filter(id=intent.id, reported=False).update(reported=True):
             return  # another process reported it

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from tortoise.expressions import Q
 
+from services import metrics
 from services.channels import Channels
 from services.digest import MorningDigest
 from services.i18n import Catalogs
@@ -22,6 +23,7 @@ from services.ozon.errors import OzonAuthError, OzonError
 from services.reminders import Reminders
 from services.retries import IntentRunner
 from services.storage.models import Member, PollState, Seller
+from services.storage.states import KeyState, Role
 from services.views import View
 
 log = logging.getLogger(__name__)
@@ -80,18 +82,20 @@ class Duties:
         await self._add_poll_states()
         # one query for the due sellers, not one per seller: this job ticks every second
         due = await PollState.filter(Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now),
-                                     seller__key_state="ok").prefetch_related("seller")
+                                     seller__key_state=KeyState.OK).prefetch_related("seller")
         if not due:
             return
         # only the due sellers' leases are taken (the heartbeat keeps held ones alive): one poller per seller
         held = await self._lease.hold_sellers([state.seller_id for state in due])
-        await asyncio.gather(*(self._poll_one(state.seller, state) for state in due if state.seller_id in held))
+        with metrics.POLL_CYCLE.time():
+            await asyncio.gather(*(self._poll_one(state.seller, state) for state in due if state.seller_id in held))
 
     @staticmethod
     async def _add_poll_states() -> None:
         # an anti-join: a tick costs the same whether 10 or 10,000 sellers already have their state
         missing = [PollState(seller_id=seller_id) for seller_id in
-                   await Seller.filter(key_state="ok", poll_state__id__isnull=True).values_list("id", flat=True)]
+                   await Seller.filter(key_state=KeyState.OK, poll_state__id__isnull=True)
+                   .values_list("id", flat=True)]
         if missing:
             await PollState.bulk_create(missing, ignore_conflicts=True)
 
@@ -123,10 +127,10 @@ class Duties:
 
     async def _key_refused(self, seller: Seller, exc: OzonAuthError) -> None:
         """Polling stops for this seller until a new key is connected; the owner hears it once."""
-        updated = await Seller.filter(id=seller.id, key_state="ok").update(key_state="revoked")
+        updated = await Seller.filter(id=seller.id, key_state=KeyState.OK).update(key_state=KeyState.REVOKED)
         if not updated:
             return
-        for owner in await Member.filter(seller=seller, role="owner", chat_id__not_isnull=True):
+        for owner in await Member.filter(seller=seller, role=Role.OWNER, chat_id__not_isnull=True):
             tr = self._catalogs.for_member(owner, seller)
             await self._channels.send(owner, View(text=tr.gettext(
                 "⚠️ Ozon refused the API key of seller {client_id} ({reason}). New orders are not being "

@@ -14,12 +14,24 @@ from services.cards import CardCopies, courier_name
 from services.channels import Channels
 from services.i18n import Catalogs
 from services.lease import Lease
-from services.orders import CANCELLED_STATUSES, UNPACKED_STATUSES
 from services.outbox import Outbox
 from services.ozon.errors import OzonAuthError, OzonError, OzonUnavailable
-from services.ozon.gateway import OzonGateway
 from services.ozon.models import Posting as OzonPosting
+from services.sellers import OzonGateway
 from services.storage.models import AlertMessage, Intent, Member, Posting, Seller
+from services.storage.states import (
+    AFTER_PACKING,
+    AWAITING_PACKAGING,
+    AWAITING_REGISTRATION,
+    CANCELLED_STATUSES,
+    CHOOSING_STAGES,
+    PEOPLE,
+    UNPACKED_STATUSES,
+    IntentKind,
+    IntentState,
+    LabelState,
+    Stage,
+)
 from services.tracking import TrackingSteps
 from services.views import Answer, Attachment, Button, View
 
@@ -28,7 +40,7 @@ log = logging.getLogger(__name__)
 REQUIREMENT_TOKENS = frozenset({"EXEMPLAR_INFO_NOT_FILLED_COMPLETELY", "WEIGHT_IS_REQUIRED", "MANDATORY_MARK_REDUNDANT",
                                 "EXEMPLAR_INFO_ALREADY_DEFINED", "HAS_INCORRECT_PRODUCT_QUANTITY",
                                 "UNKNOWN_PRODUCT_DEFINED", "UNKNOW_PRODUCT"})
-PERSON_ROLES = frozenset({"owner", "packer"})
+PERSON_ROLES = PEOPLE  # the old name, still imported by channels: use states.PEOPLE
 LABEL_POLLS = 10
 LABEL_RETRY_FIRST = 30  # seconds after a late label before the retry job asks again
 PROGRESS_EDIT_AFTER = 0.7  # seconds of waiting on Ozon's ship before the cards say "packing"
@@ -52,7 +64,7 @@ class Shipping(TrackingSteps):
     # ---- authorisation -------------------------------------------------------------------------
     async def authorize(self, member: Member | None, posting_id: int) -> Posting | None:
         """The posting, only if the member is a person on the desk of the seller who owns it."""
-        if member is None or member.role not in PERSON_ROLES:
+        if member is None or member.role not in PEOPLE:
             return None
         return await Posting.get_or_none(id=posting_id, seller_id=member.seller_id)
 
@@ -75,16 +87,16 @@ class Shipping(TrackingSteps):
     # ---- courier -------------------------------------------------------------------------------
     async def _choose_courier(self, member: Member, posting: Posting, action: Action) -> Answer:
         tr = self._tr(member)
-        updated = await Posting.filter(id=posting.id, stage__in=("new", "courier"),
-                                       status="awaiting_packaging").update(
-            courier=action.arg, stage="courier", acted_by_id=member.id)
+        updated = await Posting.filter(id=posting.id, stage__in=CHOOSING_STAGES,
+                                       status=AWAITING_PACKAGING).update(
+            courier=action.arg, stage=Stage.COURIER, acted_by_id=member.id)
         if not updated:
             return await self._stale(member, posting)
         await self._refresh(posting.id)
         return Answer(toast=tr.gettext("Courier: {courier}").format(courier=courier_name(tr, action.arg)))
 
     async def _change_courier(self, member: Member, posting: Posting, action: Action) -> Answer:
-        if not await Posting.filter(id=posting.id, stage="courier").update(stage="new", courier=None):
+        if not await Posting.filter(id=posting.id, stage=Stage.COURIER).update(stage=Stage.NEW, courier=None):
             return await self._stale(member, posting)
         await self._refresh(posting.id)
         return Answer()
@@ -94,11 +106,11 @@ class Shipping(TrackingSteps):
         tr = self._tr(member)
         await self._refresh(posting.id)
         fresh = await Posting.get(id=posting.id)
-        if fresh.stage == "cancelled":
+        if fresh.stage == Stage.CANCELLED:
             return Answer(toast=tr.gettext("This order was cancelled. Stop packing it."), alert=True)
-        if fresh.stage == "packing":
+        if fresh.stage == Stage.PACKING:
             return Answer(toast=tr.gettext("Packing is already in progress."))
-        if fresh.stage in ("packed", "handed_over"):
+        if fresh.stage in AFTER_PACKING:
             who = await Member.get_or_none(id=fresh.packed_by_id) if fresh.packed_by_id else None
             return Answer(toast=tr.gettext("Already packed by {who}.").format(who=who.name if who else "—"))
         return Answer(toast=tr.gettext("This card was out of date and has been refreshed."))
@@ -108,11 +120,11 @@ class Shipping(TrackingSteps):
         # the conditional update is the lock: of two taps (or two packers) exactly one moves on. The intent is
         # written in the same transaction, so no crash leaves a posting "packing" with nothing to finish it.
         async with in_transaction() as conn:
-            if not await Posting.filter(id=posting.id, stage="courier").using_db(conn).update(
-                    stage="packing", acted_by_id=member.id):
+            if not await Posting.filter(id=posting.id, stage=Stage.COURIER).using_db(conn).update(
+                    stage=Stage.PACKING, acted_by_id=member.id):
                 intent = None
             else:
-                intent = await self._own_intent(conn, posting.id, "ship", "", member)
+                intent = await self._own_intent(conn, posting.id, IntentKind.SHIP, "", member)
         if intent is None:
             return await self._stale(member, posting)
         # the card shows "packing" only when Ozon is slow: on a quick answer the one edit shows "packed"
@@ -122,10 +134,10 @@ class Shipping(TrackingSteps):
         finally:
             progress.cancel()
 
-    async def _own_intent(self, conn, posting_id: int, kind: str, key: str, member: Member) -> Intent:
+    async def _own_intent(self, conn, posting_id: int, kind: IntentKind, key: str, member: Member) -> Intent:
         """The intent, created or re-opened, claimed by this process (the caller holds the posting's lock)."""
-        claim = {"state": "pending", "claimed_by": self._lease.owner, "next_attempt_at": self._lease.expiry(),
-                 "member_id": member.id}
+        claim = {"state": IntentState.PENDING, "claimed_by": self._lease.owner,
+                 "next_attempt_at": self._lease.expiry(), "member_id": member.id}
         intent, created = await Intent.get_or_create(posting_id=posting_id, kind=kind, key=key, defaults=claim,
                                                      using_db=conn)
         if not created:
@@ -138,9 +150,11 @@ class Shipping(TrackingSteps):
         if not await self._lease.claim_intent(intent.id, ignore_backoff=ignore_backoff):
             return None
         intent = await Intent.get(id=intent.id)
-        runner = {"ship": self.run_ship, "tracking": self.run_tracking, "delivering": self.run_delivering}.get(intent.kind)
+        runner = {IntentKind.SHIP: self.run_ship, IntentKind.TRACKING: self.run_tracking,
+                  IntentKind.DELIVERING: self.run_delivering}.get(intent.kind)
         if runner is None:
-            await Intent.filter(id=intent.id).update(state="failed", claimed_by=None, last_error="unknown kind")
+            await Intent.filter(id=intent.id).update(state=IntentState.FAILED, claimed_by=None,
+                                                     last_error="unknown kind")
             return None
         return await runner(intent)
 
@@ -167,7 +181,7 @@ class Shipping(TrackingSteps):
                           alert=True)
         except OzonAuthError as exc:
             await self._intent_error(intent, exc, retry=False)
-            await Posting.filter(id=posting.id).update(stage="courier")
+            await Posting.filter(id=posting.id).update(stage=Stage.COURIER)
             await self._refresh(posting.id)
             return Answer(toast=_("Ozon refused the API key ({reason}). The owner should /connect a new key, "
                                   "then press Packed again.").format(reason=exc.token), alert=True)
@@ -175,7 +189,7 @@ class Shipping(TrackingSteps):
             await self._intent_error(intent, exc, retry=False)
             return await self._ship_refused(member, posting, exc)
         await self._mark_packed(posting, member, confirmed)
-        await Intent.filter(id=intent.id).update(state="done", last_error=None, claimed_by=None)
+        await Intent.filter(id=intent.id).update(state=IntentState.DONE, last_error=None, claimed_by=None)
         self.schedule_label(posting.id, member.id if member else None, self._label_delay)
         return Answer(toast=_("Packed in Ozon ✅"), replies=[await self._waybill_prompt(member, posting)]
                       if member else [])
@@ -197,10 +211,10 @@ class Shipping(TrackingSteps):
     async def _ship_refused(self, member: Member | None, posting: Posting, exc: OzonError) -> Answer:
         _ = self._tr(member).gettext
         if exc.token == "POSTING_ALREADY_CANCELLED":
-            await Posting.filter(id=posting.id).update(stage="cancelled", status="cancelled")
+            await Posting.filter(id=posting.id).update(stage=Stage.CANCELLED, status="cancelled")
             await self._refresh(posting.id)
             return Answer(toast=_("Ozon says this order was cancelled. Stop packing it."), alert=True)
-        await Posting.filter(id=posting.id).update(stage="courier")
+        await Posting.filter(id=posting.id).update(stage=Stage.COURIER)
         await self._refresh(posting.id)
         if exc.token in REQUIREMENT_TOKENS:
             text = _("Ozon needs more data before packing ({token}): marking codes, customs (GTD), country or "
@@ -214,7 +228,7 @@ class Shipping(TrackingSteps):
 
     async def _intent_error(self, intent: Intent, exc: Exception, *, retry: bool) -> None:
         await Intent.filter(id=intent.id).update(
-            last_error=str(exc)[:500], state="pending" if retry else "failed", claimed_by=None,
+            last_error=str(exc)[:500], state=IntentState.PENDING if retry else IntentState.FAILED, claimed_by=None,
             next_attempt_at=self._clock() + timedelta(seconds=min(300, 5 * 2 ** intent.attempts)))
 
     async def _mark_packed(self, posting: Posting, member: Member | None, confirmed: OzonPosting) -> None:
@@ -222,10 +236,10 @@ class Shipping(TrackingSteps):
         snapshot.update({k: v for k, v in confirmed.model_dump(mode="json", exclude_none=True).items()
                          if v not in ("", [], {})})
         await Posting.filter(id=posting.id).update(
-            stage="packed", status=confirmed.status or posting.status, substatus=confirmed.substatus or "",
+            stage=Stage.PACKED, status=confirmed.status or posting.status, substatus=confirmed.substatus or "",
             packed_at=self._clock(), packed_by_id=member.id if member else posting.acted_by_id,
             tracking_number=confirmed.tracking_number or posting.tracking_number, snapshot=snapshot,
-            label_state="pending")
+            label_state=LabelState.PENDING)
         await self._refresh(posting.id)
 
     # ---- labels --------------------------------------------------------------------------------
@@ -259,7 +273,7 @@ class Shipping(TrackingSteps):
             log.exception("label delivery for posting %s failed", posting_id)
             delivered = False
         if not delivered:  # Ozon is late with the label: the retry job takes it from here, with backoff
-            await Intent.get_or_create(posting_id=posting_id, kind="label", key="", defaults={
+            await Intent.get_or_create(posting_id=posting_id, kind=IntentKind.LABEL, key="", defaults={
                 "member_id": member_id, "next_attempt_at": self._clock() + timedelta(seconds=LABEL_RETRY_FIRST)})
 
     async def deliver_label(self, posting_id: int, member_id: int | None) -> bool:
@@ -272,7 +286,7 @@ class Shipping(TrackingSteps):
             log.info("label for %s not available: %s", posting.posting_number, exc.token)
             pdf = None
         if pdf is None:
-            await Posting.filter(id=posting_id).update(label_state="failed")
+            await Posting.filter(id=posting_id).update(label_state=LabelState.FAILED)
             await self._refresh(posting_id)
             return False
         if member is not None:
@@ -287,12 +301,12 @@ class Shipping(TrackingSteps):
             except Exception as exc:  # the chat refused the file: not delivered, the retry job tries again
                 log.warning("label for %s could not be sent to member %s: %s", posting.posting_number, member.id,
                             type(exc).__name__)
-                await Posting.filter(id=posting_id).update(label_state="failed")
+                await Posting.filter(id=posting_id).update(label_state=LabelState.FAILED)
                 await self._refresh(posting_id)
                 return False
-        await Posting.filter(id=posting_id).update(label_state="sent")
-        await Intent.filter(posting_id=posting_id, kind="label", state="pending").update(
-            state="done", last_error=None, claimed_by=None)
+        await Posting.filter(id=posting_id).update(label_state=LabelState.SENT)
+        await Intent.filter(posting_id=posting_id, kind=IntentKind.LABEL, state=IntentState.PENDING).update(
+            state=IntentState.DONE, last_error=None, claimed_by=None)
         await self._refresh(posting_id)
         return True
 
@@ -300,7 +314,7 @@ class Shipping(TrackingSteps):
         """The label as a file for someone on the posting's desk (the action page's download), or None
         when it is not theirs, not packed yet, or Ozon has not prepared it."""
         posting = await self.authorize(member, posting_id)
-        if posting is None or posting.stage not in ("packed", "handed_over"):
+        if posting is None or posting.stage not in AFTER_PACKING:
             return None
         posting = await Posting.get(id=posting.id).select_related("seller")
         try:
@@ -317,11 +331,11 @@ class Shipping(TrackingSteps):
         return member
 
     async def _fetch_label(self, client, posting: Posting) -> bytes | None:
-        if posting.status == "awaiting_registration":
+        if posting.status == AWAITING_REGISTRATION:
             fresh = await client.get_posting(posting.posting_number)
             await Posting.filter(id=posting.id).update(status=fresh.status,
                                                       tracking_number=fresh.tracking_number or "")
-            if fresh.status == "awaiting_registration":
+            if fresh.status == AWAITING_REGISTRATION:
                 return None
         tasks = await client.create_label_task([posting.posting_number])
         if not tasks:
@@ -339,7 +353,7 @@ class Shipping(TrackingSteps):
 
     async def _label_now(self, member: Member, posting: Posting, action: Action) -> Answer:
         tr = self._tr(member)
-        if posting.stage not in ("packed", "handed_over"):
+        if posting.stage not in AFTER_PACKING:
             return await self._stale(member, posting)
         ok = await self.deliver_label(posting.id, member.id)
         return Answer(toast=tr.gettext("Label sent.") if ok else

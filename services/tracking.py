@@ -15,6 +15,7 @@ from services.couriers import check_number, pick_waybill_number, read_barcodes
 from services.ozon.errors import OzonError, OzonUnavailable
 from services.ozon.models import Posting as OzonPosting
 from services.storage.models import Event, Intent, Member, PendingInput, Posting
+from services.storage.states import AFTER_PACKING, EventKind, IntentKind, IntentState, PendingKind, Stage
 from services.views import Answer, Button, View
 
 SELLER_TRACKED_FLOWS = frozenset({"non_integrated"})
@@ -22,7 +23,7 @@ SELLER_TRACKED_FLOWS = frozenset({"non_integrated"})
 
 class TrackingSteps:
     async def _waybill_prompt(self, member: Member, posting: Posting) -> View:
-        await self._await_input(member, posting_id=posting.id, kind="waybill", value=None)
+        await self._await_input(member, posting_id=posting.id, kind=PendingKind.WAYBILL, value=None)
         tr = self._tr(member)
         return View(text=tr.gettext("✍️ Waybill number for {number} ({courier}): type it, or send a photo of the "
                                     "waybill.").format(number=posting.posting_number,
@@ -41,12 +42,12 @@ class TrackingSteps:
             await PendingInput.filter(member=member).update(**values)
 
     async def _ask_waybill(self, member: Member, posting: Posting, action: Action) -> Answer:
-        if posting.stage not in ("packed", "handed_over"):
+        if posting.stage not in AFTER_PACKING:
             return await self._stale(member, posting)
         return Answer(replies=[await self._waybill_prompt(member, posting)])
 
     async def _confirm_waybill(self, member: Member, posting: Posting, action: Action) -> Answer:
-        pending = await PendingInput.get_or_none(member=member, posting_id=posting.id, kind="confirm")
+        pending = await PendingInput.get_or_none(member=member, posting_id=posting.id, kind=PendingKind.CONFIRM)
         if pending is None or not pending.value:
             return Answer(toast=self._tr(member).gettext("Nothing to confirm any more."))
         return await self._record_waybill(member, posting, pending.value)
@@ -72,7 +73,7 @@ class TrackingSteps:
         posting = await self.authorize(member, posting_id)
         if posting is None:
             return await self.press(member, None)  # the refusal, in the member's words
-        if posting.stage not in ("packed", "handed_over"):
+        if posting.stage not in AFTER_PACKING:
             return await self._stale(member, posting)
         pending = await self.pending_for(member)
         if pending is None or pending.posting_id != posting.id:
@@ -92,7 +93,7 @@ class TrackingSteps:
                 "“{text}” is not a waybill number (letters and digits, 6 to 40 of them). Send it again.").format(
                 text=raw.strip()[:40]), ask_reply=True)])
         if not check.matches_courier:
-            pending.kind, pending.value = "confirm", check.number
+            pending.kind, pending.value = PendingKind.CONFIRM, check.number
             await pending.save()
             view = View(
                 text=tr.gettext("{number} does not look like a {courier} number. Use it anyway?").format(
@@ -111,7 +112,7 @@ class TrackingSteps:
             if not await PendingInput.filter(member=member).using_db(conn).delete():
                 return Answer(toast=_("Nothing to confirm any more."))
             await Posting.filter(id=posting.id).using_db(conn).update(
-                waybill=number, acted_by_id=member.id, **({} if tracked else {"stage": "handed_over"}))
+                waybill=number, acted_by_id=member.id, **({} if tracked else {"stage": Stage.HANDED_OVER}))
             intent = await self._tracking_intent(conn, posting, number, member) if tracked else None
         if not tracked:
             await self._refresh(posting.id)
@@ -124,10 +125,11 @@ class TrackingSteps:
         return await self.run_tracking(intent)
 
     async def _tracking_intent(self, conn, posting: Posting, number: str, member: Member) -> Intent | None:
-        existing = await Intent.get_or_none(posting_id=posting.id, kind="tracking", key=number, using_db=conn)
-        if existing is not None and (existing.state == "done" or existing.claimed_by):
+        existing = await Intent.get_or_none(posting_id=posting.id, kind=IntentKind.TRACKING, key=number,
+                                            using_db=conn)
+        if existing is not None and (existing.state == IntentState.DONE or existing.claimed_by):
             return None  # sent already, or being sent right now
-        return await self._own_intent(conn, posting.id, "tracking", number, member)
+        return await self._own_intent(conn, posting.id, IntentKind.TRACKING, number, member)
 
     async def run_tracking(self, intent: Intent) -> Answer:
         """non_integrated: set the tracking number, then move to delivering, each gated and confirmed. A resumed
@@ -148,9 +150,9 @@ class TrackingSteps:
                 refusal = await self._set_tracking(client, intent, posting, remote, number)
                 if refusal is not None:
                     return refusal
-            await Posting.filter(id=posting.id).update(tracking_number=number, stage="handed_over")
+            await Posting.filter(id=posting.id).update(tracking_number=number, stage=Stage.HANDED_OVER)
             moved = await self._move_to_delivering(client, posting, member)
-            await Intent.filter(id=intent.id).update(state="done", last_error=None, claimed_by=None)
+            await Intent.filter(id=intent.id).update(state=IntentState.DONE, last_error=None, claimed_by=None)
         except OzonUnavailable as exc:
             await self._intent_error(intent, exc, retry=True)
             return Answer(toast=_("Ozon is not answering. The number is saved and I will send it when Ozon is back."),
@@ -163,7 +165,7 @@ class TrackingSteps:
         text = _("🚚 Tracking number {number} sent to Ozon for {posting}.").format(
             number=number, posting=posting.posting_number)
         if moved:  # the desk hears it once, like a move seen by the poll
-            await Event.get_or_create(posting_id=posting.id, kind="announce", key="delivering")
+            await Event.get_or_create(posting_id=posting.id, kind=EventKind.ANNOUNCE, key="delivering")
             await self._outbox.dispatch_pending()
         return Answer(toast=_("Sent to Ozon ✅"), replies=[View(text=text)])
 
@@ -185,11 +187,11 @@ class TrackingSteps:
 
     async def _move_to_delivering(self, client, posting: Posting, member: Member | None) -> bool:
         """Recorded as its own intent; always read fresh from Ozon, so a repeat never moves twice."""
-        intent, created = await Intent.get_or_create(posting_id=posting.id, kind="delivering", key="",
+        intent, created = await Intent.get_or_create(posting_id=posting.id, kind=IntentKind.DELIVERING, key="",
                                                      defaults={"member_id": member.id if member else None,
                                                                "claimed_by": self._lease.owner,
                                                                "next_attempt_at": self._lease.expiry()})
-        if intent.state == "done":
+        if intent.state == IntentState.DONE:
             return True
         # a first attempt may trust what Ozon said at packing, when that already offers the move; a repeat
         # (or a posting whose snapshot does not offer it) reads Ozon first, so nothing moves twice
@@ -212,7 +214,7 @@ class TrackingSteps:
                 return False
             fresh = await client.get_posting(posting.posting_number)
         await Posting.filter(id=posting.id).update(status=fresh.status or posting.status)
-        await Intent.filter(id=intent.id).update(state="done", last_error=None, claimed_by=None)
+        await Intent.filter(id=intent.id).update(state=IntentState.DONE, last_error=None, claimed_by=None)
         return fresh.status == "delivering"
 
     async def submit_photo(self, member: Member, image: bytes) -> Answer | None:

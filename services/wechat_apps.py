@@ -13,6 +13,7 @@ from tortoise.transactions import in_transaction
 
 from services.security import SecretBox, new_token
 from services.storage.models import GroupRobot, Member, Seller, WecomApp
+from services.storage.states import Role
 
 CORP_ID_RE = re.compile(r"^[A-Za-z0-9_-]{4,64}$")
 TOKEN_RE = re.compile(r"^[A-Za-z0-9]{3,32}$")  # the WeCom console: letters and digits, at most 32
@@ -92,7 +93,7 @@ class WechatApps:
             if member is None:
                 # a packer: whoever in the seller's own group opens the robot's link acts for the desk
                 member = await Member.create(seller=seller, channel=ROBOT_CHANNEL, external_id=external_id,
-                                             chat_id="robot", name=name or "群机器人", role="packer")
+                                             chat_id="robot", name=name or "群机器人", role=Role.PACKER)
             await GroupRobot.update_or_create(defaults={"key_enc": self._box.encrypt(key)}, member=member)
         return member
 

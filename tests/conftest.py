@@ -11,7 +11,6 @@ import pytest
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
-from bench.harness import accepts_connections, running_service
 from bot.config import Settings
 
 PG_URL = os.environ.get("OZONBOT_TEST_DATABASE_URL")
@@ -37,7 +36,7 @@ async def db_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 async def sandbox():
-    from services.ozon.sandbox import OzonSandbox
+    from sandbox.ozon import OzonSandbox
 
     box = OzonSandbox(seed=11, label_delay=0.2, registration_delay=0.3)
     box.add_seller(CLIENT_ID, API_KEY)
@@ -48,12 +47,16 @@ async def sandbox():
 
 @pytest.fixture
 async def fake_tg():
-    from tests.fakes.telegram import FakeBotAPI
+    from sandbox.telegram import FakeBotAPI
+    from tests.contract.botapi import judge_calls
 
     api = FakeBotAPI()
     await api.start()
     yield api
     await api.stop()
+    # every request our bot sent, held against Telegram's published method list (issue 19 item 4)
+    violations = judge_calls(api.calls)
+    assert not violations, "Bot API traffic off Telegram's spec:\n" + "\n".join(violations[:20])
 
 
 @pytest.fixture
@@ -78,16 +81,20 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-# `ozonbot run` in this process (a restart is two of these in a row): the bench's wiring, shared
-running_bot = running_service
-_port_open = accepts_connections
-
-
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    """The fault suite's counts, visible in CI output without `pytest -s`."""
+    """The fault suite's counts and the spec contract's figures, visible in CI output without `pytest -s`."""
+    from tests.contract.botapi import SUITE
     from tests.harness.report import LINES
 
-    if LINES:
-        terminalreporter.section("fault suite figures")
-        for line in LINES:
+    lines = list(LINES)
+    if SUITE.checked:
+        lines.append(f"Bot API requests against Telegram's spec: checked={SUITE.checked}, "
+                     f"violations={len(SUITE.violations)}, unknown_methods={sorted(SUITE.unknown_methods)}")
+        lines += [f"  extra, not in Telegram's spec: {line}" for line in SUITE.extra_fields()]
+        lines.append(f"fake Bot API answers against Telegram's spec: checked={SUITE.checked_answers}, "
+                     f"violations={len(SUITE.answer_violations)}")
+        lines += [f"  extra in an answer: {line}" for line in SUITE.answer_extra_fields()]
+    if lines:
+        terminalreporter.section("suite figures")
+        for line in lines:
             terminalreporter.write_line(line)

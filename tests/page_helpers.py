@@ -10,8 +10,9 @@ from html.parser import HTMLParser
 
 from aiohttp import web
 
-from bot.app import Services, build_services, build_web_app
+from bot.app import Services, build_services
 from bot.config import Settings
+from bot.service import build_web_app
 from services.storage.models import Member, Seller
 from tests.conftest import API_KEY, CLIENT_ID
 

@@ -10,11 +10,12 @@ import asyncio
 import pytest
 from pydantic import SecretStr
 
+from sandbox.telegram import DEFAULT_TOKEN
 from services.actions import ActionCodec
 from services.security import SecretBox
 from services.storage.models import Invite, Member, PendingInput, Posting
-from tests.conftest import API_KEY, CLIENT_ID, running_bot
-from tests.fakes.telegram import DEFAULT_TOKEN
+from tests.conftest import API_KEY, CLIENT_ID
+from tests.harness.service import running_bot
 
 OWNER, PACKER, STRANGER, OUTSIDER = 1001, 1002, 6666, 2001
 ROLES = {"owner": OWNER, "packer": PACKER, "stranger": STRANGER, "outsider": OUTSIDER}

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.app import build_services
+from sandbox.ozon import Faults, OzonSandbox
 from services.ozon.client import RetryPolicy
-from services.ozon.sandbox import Faults, OzonSandbox
 from services.pacing import KeyedTurns, Pacer
 from services.storage.models import Event, Intent, Member, Posting, Seller
 from services.views import View

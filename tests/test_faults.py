@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from services.ozon.sandbox import OzonSandbox
+from sandbox.ozon import OzonSandbox
 from services.storage import db
 from services.storage.models import Intent, Notification, Posting, Seller
 from tests.harness.processes import Chaos

@@ -9,10 +9,11 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
+from sandbox.telegram import DEFAULT_TOKEN
 from services.ratelimit import InboundLimiter
 from services.storage.models import Event, Invite, Member, Posting, Seller
-from tests.conftest import API_KEY, CLIENT_ID, running_bot
-from tests.fakes.telegram import DEFAULT_TOKEN
+from tests.conftest import API_KEY, CLIENT_ID
+from tests.harness.service import running_bot
 
 HOSTILE = ["'; DROP TABLE posting; --", "1' OR '1'='1", "\u202e1234567\u200b", "１２３４５６７", "%s%n%x{0}",
            "🙂" * 300, "<script>alert(1)</script>", "A" * 4000, "\\x00\\u0000null"]

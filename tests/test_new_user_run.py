@@ -12,8 +12,8 @@ from datetime import timedelta
 
 import pytest
 
+from sandbox.telegram import DEFAULT_TOKEN
 from tests.conftest import API_KEY, CLIENT_ID
-from tests.fakes.telegram import DEFAULT_TOKEN
 from tests.harness.processes import BotProcess
 
 OWNER = 1001

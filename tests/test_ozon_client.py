@@ -278,6 +278,30 @@ async def test_retry_on_500_then_success(
     assert 0.25 <= backoffs[0] <= 0.5 and 0.5 <= backoffs[1] <= 1.0  # exponential, with jitter
 
 
+async def test_each_retry_is_reported_and_counted_in_the_metrics(
+    fake: FakeOzon, make_client: Callable[..., OzonClient], sleeps: SleepRecorder
+) -> None:
+    from dataclasses import replace
+
+    from services import metrics
+
+    internal = {"code": 13, "message": "Internal error", "details": []}
+    fake.script("/v1/roles", Reply(status=500, json=internal), Reply(status=502, text="Bad Gateway"),
+                Reply(json=load("roles.json")))
+    told: list[tuple[str, str]] = []
+
+    def on_retry(path: str, error: Exception) -> None:
+        told.append((path, type(error).__name__))
+        metrics.ozon_retry(path, error)
+
+    labels = {"method": "/v1/roles", "reason": "OzonUnavailable"}
+    before = metrics.REGISTRY.get_sample_value("ozonbot_ozon_retries_total", labels) or 0
+    await make_client(retry=replace(FAST, on_retry=on_retry)).roles()
+
+    assert told == [("/v1/roles", "OzonUnavailable")] * 2  # the final success is no retry
+    assert metrics.REGISTRY.get_sample_value("ozonbot_ozon_retries_total", labels) - before == 2
+
+
 async def test_circle_is_open_backs_off_longer(
     fake: FakeOzon, make_client: Callable[..., OzonClient], sleeps: SleepRecorder
 ) -> None:

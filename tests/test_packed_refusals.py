@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bot.app import build_services
-from services.ozon.sandbox import Faults
+from sandbox.ozon import Faults
 from services.storage.models import Intent, Posting
 from tests.conftest import API_KEY, CLIENT_ID
 from tests.test_duties import FAST_RETRY, Desk

@@ -15,12 +15,12 @@ from cryptography.fernet import Fernet
 
 from bot.app import build_services
 from bot.config import Settings
-from services.ozon.sandbox import OzonSandbox
+from sandbox.ozon import OzonSandbox
+from sandbox.telegram import DEFAULT_TOKEN
 from services.security import ENCRYPTED_FIELDS, SecretBox
 from services.storage import db
 from services.storage.models import Seller
 from tests.conftest import API_KEY, CLIENT_ID
-from tests.fakes.telegram import DEFAULT_TOKEN
 from tests.harness.rig import CLIENT_A, KEY_A, KEY_B, Rig
 from tests.harness.users import DeskWorker, Tally, Work
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+from sandbox.telegram import DEFAULT_TOKEN  # noqa: F401  (tg_settings builds on it)
 from services.storage.models import Posting, Seller
-from tests.conftest import CLIENT_ID, running_bot
-from tests.fakes.telegram import DEFAULT_TOKEN  # noqa: F401  (tg_settings builds on it)
+from tests.conftest import CLIENT_ID
+from tests.harness.service import running_bot
 from tests.test_telegram_e2e import OWNER, PACKER, _connect_owner, tg_settings  # noqa: F401
 
 

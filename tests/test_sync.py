@@ -14,7 +14,8 @@ import pytest
 from bot.app import build_services
 from services.storage.models import Event, Member, Notification, Posting, Seller
 from services.views import View
-from tests.conftest import API_KEY, CLIENT_ID, running_bot
+from tests.conftest import API_KEY, CLIENT_ID
+from tests.harness.service import running_bot
 
 
 class RecordingChannel:

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from services.ozon.sandbox import Faults
+from sandbox.ozon import Faults
+from sandbox.telegram import DEFAULT_TOKEN
 from services.storage.models import Intent, Posting
-from tests.conftest import API_KEY, CLIENT_ID, running_bot
-from tests.fakes.telegram import DEFAULT_TOKEN
+from tests.conftest import API_KEY, CLIENT_ID
+from tests.harness.service import running_bot
 
 OWNER, PACKER, STRANGER = 1001, 1002, 6666
 WAYBILL = "SF1402938475612"

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from handlers.wechat import crypto as prod
+from sandbox.wechat import crypto as ref
 from services.wechat_apps import valid_aes_key
-from tests.fakes import wechat_crypto as ref
 
 VECTORS = json.loads((Path(__file__).parent / "fixtures" / "wechat-crypto-vectors.json").read_text())
 MESSAGES = [v for v in VECTORS["vectors"]]

@@ -12,10 +12,11 @@ import pytest
 from pydantic import SecretStr
 
 from bot.app import build_services
+from sandbox.wechat.crypto import CallbackSigner, new_aes_key, new_token, text_field, xml
+from sandbox.wechat.official import FakeOfficialAccount
 from services.storage.models import Event, InboundCallback, Member, Posting
-from tests.conftest import CLIENT_ID, running_bot
-from tests.fakes.wechat_crypto import CallbackSigner, new_aes_key, new_token, text_field, xml
-from tests.fakes.wechat_oa import FakeOfficialAccount
+from tests.conftest import CLIENT_ID
+from tests.harness.service import running_bot
 from tests.test_wechat_work import cli
 
 APP_ID, APP_SECRET, TEMPLATE = "wx2c2769f8efd9abc2", "oa-secret-0123456789abcdef", "TPL-new-order-01"

@@ -10,9 +10,9 @@ import pytest
 from bot.app import build_services
 from handlers.wechat.api import WechatHttp
 from handlers.wechat.robot import RobotSender
+from sandbox.wechat.wecom import FakeWecom
 from services.storage.models import GroupRobot, Member, Notification
 from tests.conftest import API_KEY, CLIENT_ID
-from tests.fakes.wecom import FakeWecom
 
 ROBOT_KEY = "693a91f6-7xxx-4bc4-97a0-0ec2sifa5aaa"
 

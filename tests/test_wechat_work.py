@@ -10,12 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import _parser, seller_command
+from bot.cli import _parser
+from bot.cli_seller import seller_command
+from sandbox.wechat.callbacks import WecomCallbacks
+from sandbox.wechat.crypto import CallbackSigner, new_aes_key, new_token
+from sandbox.wechat.wecom import FakeWecom
 from services.storage.models import InboundCallback, Member, Posting
-from tests.conftest import API_KEY, CLIENT_ID, running_bot
-from tests.fakes.wechat_crypto import CallbackSigner, new_aes_key, new_token
-from tests.fakes.wecom import FakeWecom
-from tests.fakes.wecom_callbacks import WecomCallbacks
+from tests.conftest import API_KEY, CLIENT_ID
+from tests.harness.service import running_bot
 
 CORP, AGENT, SECRET = "ww1436e0e65a779aee", 1000002, "wecom-app-secret-0123456789abcdef"
 OWNER, PACKER = "LiWei", "ZhangSan"

@@ -20,13 +20,13 @@ from aiohttp.test_utils import TestServer
 from bot.app import build_services
 from handlers.wechat.api import SlidingWindow, WechatApiError, WechatHttp
 from handlers.wechat.work import WecomChannel
+from sandbox.wechat.crypto import new_aes_key, new_token
+from sandbox.wechat.wecom import FakeWecom
 from services.channels import DeliveryDeferred
 from services.storage import db
 from services.storage.models import InboundCallback, Member, WecomApp
 from services.views import View
 from tests.conftest import API_KEY, CLIENT_ID
-from tests.fakes.wechat_crypto import new_aes_key, new_token
-from tests.fakes.wecom import FakeWecom
 
 VECTORS = json.loads((Path(__file__).parent / "fixtures" / "wechat-crypto-vectors.json").read_text())["vectors"]
 SECRET = "wecom-app-secret-0123456789abcdef"

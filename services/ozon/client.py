@@ -17,7 +17,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -94,6 +94,8 @@ class RetryPolicy:
     max_delay: float = 30.0
     timeout: float = 20.0
     circuit_delay: float = 10.0
+    # told of each retry: (API path, the error that caused it); the service counts them in its metrics
+    on_retry: Callable[[str, OzonError], None] | None = field(default=None, compare=False, repr=False)
 
     def backoff(self, attempt: int, *, circuit: bool = False) -> float:
         """Exponential backoff for the ``attempt``-th failure with "equal jitter" (50-100 %).
@@ -253,6 +255,8 @@ class OzonClient:
                 self._limits.pause(self._client_id, delay)  # every request of this seller waits
             if attempt == attempts:
                 raise error
+            if self._retry.on_retry is not None:
+                self._retry.on_retry(path, error)
             log.warning(
                 "Ozon %s %s failed (%s); retry %d/%d in %.2fs",
                 method,

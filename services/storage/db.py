@@ -47,5 +47,16 @@ async def connect(db_url: str, *, apply_migrations: bool = True) -> None:
     await Tortoise.init(config=tortoise_config(db_url), _enable_global_fallback=True)
 
 
+async def pending_migrations() -> list[str]:
+    """Names of the migrations the connected database lacks (connect with apply_migrations=False first)."""
+    from tortoise.connection import get_connection
+    from tortoise.migrations.executor import MigrationExecutor, MigrationTarget
+
+    config = tortoise_config("sqlite://:memory:")["apps"]  # only the apps part is read here
+    executor = MigrationExecutor(get_connection("default"), config)
+    steps = await executor.plan([MigrationTarget(app_label=APP, name="__latest__")])
+    return [step.migration.name for step in steps if not step.backward]
+
+
 async def close() -> None:
     await Tortoise.close_connections()

@@ -1,4 +1,7 @@
-"""Durable state. Every dedupe and intent is a unique constraint, so it holds across restarts and processes."""
+"""Durable state. Every dedupe and intent is a unique constraint, so it holds across restarts and processes.
+
+The state columns hold the StrEnums of services.storage.states as plain CharFields: tortoise's CharEnumField
+would be a schema change to its migrations (another field type and a column comment listing the values)."""
 
 from __future__ import annotations
 
@@ -6,6 +9,15 @@ from tortoise import fields
 from tortoise.models import Model
 
 from services.security import encrypted_field
+from services.storage.states import (
+    IntentState,
+    KeyState,
+    LabelState,
+    NotificationState,
+    PendingKind,
+    Role,
+    Stage,
+)
 
 
 class Seller(Model):
@@ -14,7 +26,7 @@ class Seller(Model):
     client_id = fields.CharField(max_length=32, unique=True)
     api_key_enc = fields.TextField()
     key_expires_at = fields.DatetimeField(null=True)
-    key_state = fields.CharField(max_length=16, default="ok")  # ok | revoked | expired
+    key_state = fields.CharField(max_length=16, default=KeyState.OK)  # KeyState
     push_token = fields.CharField(max_length=64, unique=True)
     timezone = fields.CharField(max_length=64, default="Asia/Shanghai")
     quiet_hours = fields.CharField(max_length=16, default="22:00-08:00")
@@ -39,7 +51,7 @@ class Member(Model):
     channel = fields.CharField(max_length=16)  # telegram | wecom | wechat | console
     external_id = fields.CharField(max_length=128)
     chat_id = fields.CharField(max_length=128, null=True)  # where alerts go; None = reachable only in a group
-    role = fields.CharField(max_length=16, default="packer")  # owner | packer | group
+    role = fields.CharField(max_length=16, default=Role.PACKER)  # Role
     name = fields.CharField(max_length=128, default="")
     locale = fields.CharField(max_length=8, default="zh_CN")
     timezone = fields.CharField(max_length=64, null=True)
@@ -62,13 +74,13 @@ class Posting(Model):
     tracking_number = fields.CharField(max_length=64, default="", db_index=True)
     snapshot = fields.JSONField(default=dict)
     # our side of the workflow
-    stage = fields.CharField(max_length=16, default="new")
+    stage = fields.CharField(max_length=16, default=Stage.NEW)  # Stage
     courier = fields.CharField(max_length=16, null=True)
     waybill = fields.CharField(max_length=64, null=True, db_index=True)
     packed_at = fields.DatetimeField(null=True)
     packed_by = fields.ForeignKeyField("ozonbot.Member", null=True, related_name="packed_postings", on_delete=fields.SET_NULL)
     acted_by = fields.ForeignKeyField("ozonbot.Member", null=True, related_name="acted_postings", on_delete=fields.SET_NULL)
-    label_state = fields.CharField(max_length=16, default="none")  # none | pending | ready | sent | failed
+    label_state = fields.CharField(max_length=16, default=LabelState.NONE)  # LabelState
     label_task_id = fields.BigIntField(null=True)
     label_url = fields.TextField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -84,7 +96,7 @@ class Event(Model):
 
     id = fields.IntField(primary_key=True)
     posting = fields.ForeignKeyField("ozonbot.Posting", related_name="events", on_delete=fields.CASCADE)
-    kind = fields.CharField(max_length=32)
+    kind = fields.CharField(max_length=32)  # EventKind
     key = fields.CharField(max_length=64, default="")
     payload = fields.JSONField(default=dict)
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -101,9 +113,8 @@ class Notification(Model):
     id = fields.IntField(primary_key=True)
     event = fields.ForeignKeyField("ozonbot.Event", related_name="notifications", on_delete=fields.CASCADE)
     member = fields.ForeignKeyField("ozonbot.Member", related_name="notifications", on_delete=fields.CASCADE)
-    # sending | sent | failed (tried again at next_attempt_at) | skipped (no longer applies) | refused (the
-    # platform said never: blocked, chat gone) | expired (undeliverable for as long as it mattered)
-    state = fields.CharField(max_length=16, default="sending")
+    # NotificationState; a failed one is tried again at next_attempt_at
+    state = fields.CharField(max_length=16, default=NotificationState.SENDING)
     attempts = fields.IntField(default=0)
     error = fields.TextField(null=True)
     failed_since = fields.DatetimeField(null=True)  # the first failed attempt: how late a delivery is
@@ -139,10 +150,10 @@ class Intent(Model):
 
     id = fields.IntField(primary_key=True)
     posting = fields.ForeignKeyField("ozonbot.Posting", related_name="intents", on_delete=fields.CASCADE)
-    kind = fields.CharField(max_length=16)  # ship | tracking | delivering | label
+    kind = fields.CharField(max_length=16)  # IntentKind
     key = fields.CharField(max_length=64, default="")
     payload = fields.JSONField(default=dict)
-    state = fields.CharField(max_length=16, default="pending", db_index=True)  # pending | done | failed
+    state = fields.CharField(max_length=16, default=IntentState.PENDING, db_index=True)  # IntentState
     attempts = fields.IntField(default=0)
     last_error = fields.TextField(null=True)
     reported = fields.BooleanField(default=False)
@@ -177,7 +188,7 @@ class Invite(Model):
     id = fields.IntField(primary_key=True)
     seller = fields.ForeignKeyField("ozonbot.Seller", related_name="invites", on_delete=fields.CASCADE)
     code = fields.CharField(max_length=32, unique=True)
-    role = fields.CharField(max_length=16, default="packer")
+    role = fields.CharField(max_length=16, default=Role.PACKER)  # Role
     created_by = fields.ForeignKeyField("ozonbot.Member", null=True, related_name="invites_created", on_delete=fields.SET_NULL)
     expires_at = fields.DatetimeField()
     used_by = fields.ForeignKeyField("ozonbot.Member", null=True, related_name="invites_used", on_delete=fields.SET_NULL)
@@ -192,7 +203,7 @@ class PendingInput(Model):
 
     member = fields.OneToOneField("ozonbot.Member", related_name="pending", on_delete=fields.CASCADE)
     posting = fields.ForeignKeyField("ozonbot.Posting", related_name="pending_for", on_delete=fields.CASCADE)
-    kind = fields.CharField(max_length=16, default="waybill")  # waybill | confirm
+    kind = fields.CharField(max_length=16, default=PendingKind.WAYBILL)  # PendingKind
     value = fields.CharField(max_length=64, null=True)
     created_at = fields.DatetimeField(auto_now=True)
 
@@ -218,9 +229,9 @@ class Notice(Model):
 
     id = fields.IntField(primary_key=True)
     member = fields.ForeignKeyField("ozonbot.Member", related_name="notices", on_delete=fields.CASCADE)
-    kind = fields.CharField(max_length=32)  # digest | key_expiry | key_refused | alerts_refused
+    kind = fields.CharField(max_length=32)  # NoticeKind
     key = fields.CharField(max_length=64)
-    state = fields.CharField(max_length=16, default="sending")  # sending | sent | failed
+    state = fields.CharField(max_length=16, default=NotificationState.SENDING)  # NotificationState
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

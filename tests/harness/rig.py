@@ -9,9 +9,9 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from services.ozon.sandbox import Faults, OzonSandbox
+from sandbox.ozon import Faults, OzonSandbox
+from sandbox.telegram import DEFAULT_TOKEN, FakeBotAPI
 from services.storage.models import Event, Intent, Notification, Seller
-from tests.fakes.telegram import DEFAULT_TOKEN, FakeBotAPI
 from tests.harness.processes import BotProcess
 from tests.harness.users import Person, member_ids
 

@@ -10,8 +10,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from sandbox.telegram import FakeBotAPI
 from services.storage.models import Intent, Member, PendingInput, Posting
-from tests.fakes.telegram import FakeBotAPI
 
 REFRESHING_VERBS = ("c", "p", "w")  # a press of these on a stale card makes the bot redraw it
 RESENT_MARKER = "↻"

@@ -26,10 +26,10 @@ from telegram.ext import (
     filters,
 )
 
+from sandbox.telegram import DEFAULT_TOKEN, FakeBotAPI
 from services.couriers import pick_waybill_number, read_barcodes
-from tests.fakes.telegram import DEFAULT_TOKEN, FakeBotAPI
 
-WAYBILL = Path(__file__).parent / "fixtures" / "waybill_sf.jpg"
+WAYBILL = Path(__file__).parents[1] / "fixtures" / "waybill_sf.jpg"
 USER = 42
 PDF = b"%PDF-1.4\n% fake label\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 

@@ -1,5 +1,5 @@
 """Plays the WeCom servers' side of the callback: builds a member's text, image or card click, signs and
-encrypts it with the independent implementation (tests/fakes/wechat_crypto.py) and POSTs it to our URL."""
+encrypts it with the independent implementation (sandbox/wechat/crypto.py) and POSTs it to our URL."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from tests.fakes.wechat_crypto import CallbackSigner, Signed, xml
+from sandbox.wechat.crypto import CallbackSigner, Signed, xml
 
 
 @dataclass

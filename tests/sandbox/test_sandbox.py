@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession, ClientTimeout, web
 
-from services.ozon import sandbox_data as sd
-from services.ozon.sandbox import Faults, OzonSandbox, serve
+from sandbox.ozon import Faults, OzonSandbox, serve
+from sandbox.ozon.label_pdf import render_label_pdf
+from sandbox.ozon.wire import parse_dt
 
 CID = "100500"
 KEY = "demo-key"
@@ -250,7 +251,7 @@ async def test_posting_shapes_v4_and_v3(sandbox: OzonSandbox, http: ClientSessio
     assert agg["delivery_method"]["tpl_provider_id"] == 1065
     assert agg["status"] == "awaiting_packaging" and agg["substatus"] == "posting_created"
     assert agg["in_process_at"] == "2026-11-26T08:00:00Z"
-    due = sd.parse_dt(agg["shipment_date"]) - T0
+    due = parse_dt(agg["shipment_date"]) - T0
     assert timedelta(hours=6) <= due <= timedelta(hours=72)
     for line in agg["products"]:
         assert 1_000_000_000 <= line["sku"] <= 9_999_999_999
@@ -470,7 +471,7 @@ def assert_pdf_structure(pdf: bytes, pages: int) -> None:
 
 
 def test_pdf_renderer_multi_page():
-    pdf = sd.render_label_pdf(
+    pdf = render_label_pdf(
         [
             {"posting_number": "12345678-0001-1", "delivery_method": "Seller delivery Urumqi → Moscow"},
             {

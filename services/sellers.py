@@ -11,17 +11,20 @@ from services.storage.models import Seller
 
 
 class OzonGateway:
-    def __init__(self, *, base_url: str, box: SecretBox, retry: RetryPolicy | None = None):
+    def __init__(self, *, base_url: str, box: SecretBox, retry: RetryPolicy | None = None,
+                 trace_configs: list[aiohttp.TraceConfig] | None = None):
+        """`trace_configs`: aiohttp's request hooks on the shared session (the metrics count each attempt)."""
         self._base_url = base_url.rstrip("/")
         self._box = box
         self._retry = retry or RetryPolicy()
         self._limits = RateLimits()
         self._session: aiohttp.ClientSession | None = None
+        self._traces = list(trace_configs or [])
 
     async def start(self) -> None:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=200, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(connector=connector)
+            self._session = aiohttp.ClientSession(connector=connector, trace_configs=self._traces or None)
 
     async def close(self) -> None:
         if self._session is not None:

@@ -1,22 +1,18 @@
-"""WeChat wiring for `ozonbot run` and the `ozonbot seller wecom|robot` commands."""
+"""`ozonbot seller add|list|remove|wecom|robot|invite`: connecting sellers and their channels by hand."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import sys
-from dataclasses import dataclass, field
 
-from aiohttp import web
-
-from bot.app import Services
+from bot.app import Services, build_services
+from bot.config import Settings
+from bot.logsetup import setup_logging
 from handlers.wechat.api import WechatApiError, WechatHttp
-from handlers.wechat.robot import RobotSender
 from handlers.wechat.work import WecomChannel
+from services.desk import ConnectError
 from services.storage.models import Seller
 from services.wechat_apps import SetupError
 
-log = logging.getLogger(__name__)
 SETUP_HINTS = {
     "corp-id": "the corp ID is letters and digits (企业ID, e.g. ww1436e0e65a779aee)",
     "agent-id": "the AgentId is a number, and one app belongs to one seller",
@@ -27,44 +23,48 @@ SETUP_HINTS = {
 }
 
 
-@dataclass
-class WechatRuntime:
-    closers: list = field(default_factory=list)
-
-    async def close(self) -> None:
-        for close in self.closers:
-            await close()
-
-
-async def start_wechat(services: Services, web_app: web.Application) -> WechatRuntime:
-    """The WeCom app route and sender (per-seller settings live in the database), the group robot
-    sender, and the Official Account when its environment is set."""
-    runtime = WechatRuntime()
-    http = WechatHttp(on_secret=services.redactor.add)
-    wecom = WecomChannel(services, http)
-    services.channels.register(wecom)
-    web_app.add_routes(wecom.routes())
-    services.channels.register(RobotSender(services, http))
-    runtime.closers.append(wecom.close)
-    if services.settings.official_account:
-        from handlers.wechat.official import OfficialAccount
-
-        official = OfficialAccount(services, http)
-        services.channels.register(official)
-        web_app.add_routes(official.routes())
-        runtime.closers.insert(0, official.close)
-        runtime.closers.append(_in_background(official.setup_menu()))
-    return runtime
+async def seller_command(settings: Settings, args) -> int:
+    services = build_services(settings)
+    setup_logging("WARNING", services.redactor)
+    for name in ("api_key", "secret", "aes_key", "token", "key"):
+        services.redactor.add(getattr(args, name, None))
+    await services.start(schedule=False)
+    try:
+        if args.action == "add":
+            return await _seller_add(services, args)
+        if args.action in ("wecom", "robot", "invite"):
+            command = {"wecom": seller_wecom, "robot": seller_robot, "invite": seller_invite}[args.action]
+            return await command(services, args)
+        if args.action == "list":
+            for seller in await Seller.all().order_by("id"):
+                print(f"{seller.client_id}\t{seller.name}\tkey={seller.key_state}\texpires={seller.key_expires_at}"
+                      f"\tpush={settings.base_url}/ozon/push/{seller.push_token}")
+            return 0
+        deleted = await Seller.filter(client_id=args.client_id).delete()
+        print("removed" if deleted else f"no seller {args.client_id}")
+        return 0 if deleted else 1
+    finally:
+        await services.stop()
 
 
-def _in_background(coro):
-    task = asyncio.create_task(coro)
-
-    async def close() -> None:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-    return close
+async def _seller_add(services: Services, args) -> int:
+    try:
+        connected = await services.desk.connect_seller(args.client_id, args.api_key, name=args.name)
+    except ConnectError as exc:
+        reasons = {
+            "bad_client_id": "the Client-Id must be a number",
+            "bad_key": "the API key is empty or malformed",
+            "unavailable": "Ozon did not answer; try again later",
+            "rejected": f"Ozon refused the key ({exc.detail})",
+        }
+        print(f"not added: {reasons.get(exc.reason, exc.reason)}. Nothing was stored.", file=sys.stderr)
+        return 1
+    seller = connected.seller
+    print(f"{'added' if connected.created else 'updated'} seller {seller.client_id}")
+    print(f"key expires: {connected.roles.expires_at or 'unknown'}")
+    print(f"warehouses: {', '.join(w.name or str(w.warehouse_id) for w in connected.warehouses) or '-'}")
+    print(f"Ozon push URL: {services.settings.base_url}/ozon/push/{seller.push_token}")
+    return 0
 
 
 async def _seller(client_id: str) -> Seller | None:
@@ -114,7 +114,6 @@ async def seller_robot(services: Services, args) -> int:
         return 1
     print(f"group robot {member.name} receives the alerts of seller {seller.client_id} (key encrypted)")
     return 0
-
 
 
 async def seller_invite(services: Services, args) -> int:

@@ -1,0 +1,115 @@
+"""The one vocabulary of stored states: our workflow (stages, roles, kinds, delivery states) and Ozon's statuses.
+
+Each enum holds exactly the strings the migrations have always stored, so no data moves: a `StrEnum` member
+is that string (`Stage.PACKED == "packed"`, formats and serialises as it). The named sets are module-level
+frozensets because an enum member can only be one value. Ozon's statuses stay strings (Ozon adds new ones):
+the sets below are the ones our workflow reads."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Stage(StrEnum):
+    """Our side of a posting's workflow (`Posting.stage`), beside Ozon's status."""
+
+    NEW = "new"  # waiting for a courier to be chosen
+    COURIER = "courier"  # courier chosen, being packed by hand
+    PACKING = "packing"  # Packed pressed, Ozon's ship call under way
+    PACKED = "packed"  # Ozon confirmed: waiting for the hand-over and the waybill number
+    HANDED_OVER = "handed_over"  # the waybill number is in
+    CANCELLED = "cancelled"
+
+
+CHOOSING_STAGES = frozenset({Stage.NEW, Stage.COURIER})  # nobody pressed Packed yet: the courier can change
+UNPACKED_STAGES = frozenset({Stage.NEW, Stage.COURIER, Stage.PACKING})
+AFTER_PACKING = frozenset({Stage.PACKED, Stage.HANDED_OVER})  # a waybill, a label and tracking apply
+OPEN_STAGES = frozenset({Stage.NEW, Stage.COURIER, Stage.PACKING, Stage.PACKED})  # still work on the desk
+
+
+class Role(StrEnum):
+    """What a member is on a seller's desk (`Member.role`, `Invite.role`)."""
+
+    OWNER = "owner"
+    PACKER = "packer"
+    GROUP = "group"  # a group chat that receives the desk's alerts, not a person
+
+
+PEOPLE = frozenset({Role.OWNER, Role.PACKER})  # members who may press buttons and give commands
+
+
+class KeyState(StrEnum):
+    """Whether a seller's Ozon key still works (`Seller.key_state`)."""
+
+    OK = "ok"
+    REVOKED = "revoked"  # Ozon refused it: polling stops until the owner connects a new one
+
+
+class LabelState(StrEnum):
+    """The Ozon label PDF of a packed posting (`Posting.label_state`)."""
+
+    NONE = "none"
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class EventKind(StrEnum):
+    """A domain event of a posting (`Event.kind`), emitted once per posting, kind and key."""
+
+    NEW = "new"
+    STATUS = "status"  # key: the new Ozon status
+    CANCELLED = "cancelled"
+    ANNOUNCE = "announce"  # key: delivering or delivered
+    DEADLINE = "deadline"  # key: the new shipment date
+    REMIND = "remind"  # key: the lead before the deadline
+
+
+class IntentKind(StrEnum):
+    """An Ozon mutation recorded before it is sent (`Intent.kind`)."""
+
+    SHIP = "ship"
+    TRACKING = "tracking"
+    DELIVERING = "delivering"
+    LABEL = "label"
+
+
+class IntentState(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class NotificationState(StrEnum):
+    """One delivery to one member (`Notification.state`; `Notice.state` uses all but SKIPPED)."""
+
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # the card was already in that chat, or the alert no longer applies
+    REFUSED = "refused"  # the platform's permanent no (blocked by the user, chat gone): never tried again
+    EXPIRED = "expired"  # undeliverable for as long as the alert mattered (a day of outage)
+
+
+class NoticeKind(StrEnum):
+    """A desk message not about one posting (`Notice.kind`)."""
+
+    DIGEST = "digest"
+    KEY_EXPIRY = "key_expiry"
+    ALERTS_REFUSED = "alerts_refused"  # key: the member whose chat refuses the desk's alerts
+
+
+class PendingKind(StrEnum):
+    """What the bot waits for from a member (`PendingInput.kind`)."""
+
+    WAYBILL = "waybill"
+    CONFIRM = "confirm"  # a number that does not look like the courier's, waiting for "use it anyway"
+
+
+# Ozon's posting statuses (Seller API), as our workflow groups them
+AWAITING_PACKAGING = "awaiting_packaging"
+AWAITING_REGISTRATION = "awaiting_registration"
+FINAL_STATUSES = frozenset({"delivered", "cancelled", "cancelled_from_split_pending"})
+CANCELLED_STATUSES = frozenset({"cancelled", "cancelled_from_split_pending"})
+ANNOUNCED_STATUSES = frozenset({"delivering", "delivered"})  # and cancellation, its own event
+UNPACKED_STATUSES = frozenset({AWAITING_PACKAGING, "awaiting_approve", "awaiting_verification"})
