@@ -35,7 +35,7 @@ from telegram.ext import (
 
 from bot.app import Services
 from handlers.telegram_transport import AiohttpRequest
-from services.desk import ConnectError
+from services.desk import ConnectError, is_person
 from services.i18n import Translator, normalize_locale, pick_locale
 from services.storage.models import Member, Seller
 from services.views import Answer, View
@@ -160,8 +160,19 @@ class TelegramChannel:
         self.app.add_error_handler(self.on_error)
 
     async def on_any_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Inbound rate limit per person and per chat: a flood is dropped, with one polite word."""
+        """Only people, never a shared sender (H1); then the inbound rate limit per person and per chat: a
+        flood is dropped, with one polite word."""
         user, chat = update.effective_user, update.effective_chat
+        message = update.effective_message
+        if update.callback_query is None and message is not None and not is_person(
+                str(user.id) if user else None, is_bot=bool(user and user.is_bot), as_chat=message.sender_chat is not None):
+            if (message.text or "").startswith("/"):
+                tr = self.s.catalogs.translator(pick_locale(None, user.language_code if user else None))
+                with suppress(TelegramError):
+                    await self._reply_text(update, tr.gettext(
+                        "Send this as yourself: I cannot tell who an anonymous admin or a channel is, and a desk "
+                        "only answers people. Turn off “Remain anonymous” (or post as yourself) and send it again."))
+            raise ApplicationHandlerStop
         verdict = self.s.limiter.check(str(user.id) if user else None, str(chat.id) if chat else None)
         if verdict.allowed:
             return

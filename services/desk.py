@@ -32,6 +32,18 @@ STAGE_TODO = {
 }
 
 
+# Telegram's shared senders: GroupAnonymousBot (every anonymous group admin, in every group), Channel_Bot
+# ("send as channel") and 777000 (automatic forwards). Whoever uses one is nobody in particular.
+SHARED_SENDERS = frozenset({"1087968824", "136817688", "777000"})
+
+
+def is_person(external_id: str | None, *, is_bot: bool = False, as_chat: bool = False) -> bool:
+    """A sender a desk can know: one person, not a bot, not a message sent on behalf of a chat (a channel or
+    an anonymous admin) and not one of the platform's shared ids. Only people connect, join, invite, change
+    settings or read a desk."""
+    return bool(external_id) and not is_bot and not as_chat and external_id not in SHARED_SENDERS
+
+
 class ConnectError(Exception):
     """A key Ozon refused or could not check; `reason` is a stable code, never the key."""
 
