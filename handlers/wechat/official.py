@@ -20,8 +20,11 @@ from handlers.wechat.commands import help_text
 from handlers.wechat.conversation import not_on_desk, text_replies, translator
 from handlers.wechat.crypto import dedupe_key
 from handlers.wechat.official_sender import CHANNEL, OfficialSender
+from services.ratelimit import InboundLimiter
 from services.storage.models import InboundCallback, Member
 from services.views import View
+
+QR_PER_MINUTE = 10  # binding QR pages a client address may ask for a minute: a person needs one or two
 
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
@@ -39,6 +42,7 @@ class OfficialAccount(OfficialSender):
         self._token = settings.wechat_token.get_secret_value()
         self._aes_key = settings.wechat_aes_key.get_secret_value() if settings.wechat_aes_key else None
         self._tasks: set[asyncio.Task] = set()
+        self._qr_limit = InboundLimiter(per_member=QR_PER_MINUTE, per_chat=0)  # per client address (H2)
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/wechat/official", self.verify_url), web.post("/wechat/official", self.callback),
@@ -200,6 +204,8 @@ class OfficialAccount(OfficialSender):
 
     # ---- binding QR ----------------------------------------------------------------------------
     async def qr_redirect(self, request: web.Request) -> web.Response:
+        if not self._qr_limit.check(request.remote, None).allowed:
+            return web.Response(status=429, text="too many requests")
         url = await self.binding_qr(request.match_info["code"])
         if url is None:
             return web.Response(status=404, text="invite code not valid")

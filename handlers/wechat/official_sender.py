@@ -12,6 +12,7 @@ from bot.app import Services
 from handlers.wechat.api import AppAuth, WechatHttp, refusal
 from handlers.wechat.render import cut_bytes
 from services.cards import status_words
+from services.desk import normalize_code
 from services.ozon.models import Posting as OzonPosting
 from services.storage.models import Invite, Member, Posting, Seller, WechatQrCode
 from services.views import View
@@ -93,7 +94,7 @@ class OfficialSender:
     # ---- binding QR ----------------------------------------------------------------------------
     async def binding_qr(self, code: str) -> str | None:
         """The image URL of a QR code that binds the scanner to the invite's desk (made once per invite)."""
-        invite = await Invite.get_or_none(code=code.strip().upper())
+        invite = await Invite.get_or_none(code=normalize_code(code))
         now = self.s.clock()
         if invite is None or invite.used_at is not None or invite.expires_at <= now:
             return None
