@@ -30,20 +30,33 @@ from services.storage.states import (
     Stage,
 )
 
-# (model, column, enum, the values written to that column since migration 0001)
-COLUMNS = [
-    ("Seller", "key_state", KeyState, {"ok", "revoked"}),
-    ("Member", "role", Role, {"owner", "packer", "group"}),
-    ("Invite", "role", Role, {"owner", "packer", "group"}),
-    ("Posting", "stage", Stage, {"new", "courier", "packing", "packed", "handed_over", "cancelled"}),
-    ("Posting", "label_state", LabelState, {"none", "pending", "sent", "failed"}),
-    ("Event", "kind", EventKind, {"new", "status", "cancelled", "announce", "deadline", "remind"}),
-    ("Notification", "state", NotificationState, {"sending", "sent", "failed", "skipped"}),
-    ("Intent", "kind", IntentKind, {"ship", "tracking", "delivering", "label"}),
-    ("Intent", "state", IntentState, {"pending", "done", "failed"}),
-    ("PendingInput", "kind", PendingKind, {"waybill", "confirm"}),
-    ("Notice", "kind", NoticeKind, {"digest", "key_expiry"}),
-    ("Notice", "state", NotificationState, {"sending", "sent", "failed", "skipped"}),
+# every enum's values: the strings written to its columns since migration 0001 (Role.REMOVED: by the owner's
+# "remove member" of the conversation core, which keeps the row)
+VOCABULARY = {
+    KeyState: {"ok", "revoked"},
+    Role: {"owner", "packer", "group", "removed"},
+    Stage: {"new", "courier", "packing", "packed", "handed_over", "cancelled"},
+    LabelState: {"none", "pending", "sent", "failed"},
+    EventKind: {"new", "status", "cancelled", "announce", "deadline", "remind"},
+    NotificationState: {"sending", "sent", "failed", "skipped"},
+    IntentKind: {"ship", "tracking", "delivering", "label"},
+    IntentState: {"pending", "done", "failed"},
+    PendingKind: {"waybill", "confirm"},
+    NoticeKind: {"digest", "key_expiry"},
+}
+COLUMNS = [  # (model, column, the enum it holds)
+    ("Seller", "key_state", KeyState),
+    ("Member", "role", Role),
+    ("Invite", "role", Role),
+    ("Posting", "stage", Stage),
+    ("Posting", "label_state", LabelState),
+    ("Event", "kind", EventKind),
+    ("Notification", "state", NotificationState),
+    ("Intent", "kind", IntentKind),
+    ("Intent", "state", IntentState),
+    ("PendingInput", "kind", PendingKind),
+    ("Notice", "kind", NoticeKind),
+    ("Notice", "state", NotificationState),
 ]
 
 
@@ -64,11 +77,13 @@ async def _states() -> tuple[dict, dict, list]:
 async def test_models_need_no_migration_and_enums_fit_their_columns():
     migrated, declared, operations = await _states()
     assert operations == []  # e.g. CharEnumField would be an AlterField (field type and column comment)
-    for model, column, enum, stored in COLUMNS:
-        assert {member.value for member in enum} == stored, (model, column)
+    for enum, stored in VOCABULARY.items():
+        assert {member.value for member in enum} == stored, enum
+    assert {enum for _, _, enum in COLUMNS} == set(VOCABULARY)
+    for model, column, enum in COLUMNS:
         field = migrated[(db.APP, model)].fields[column]
         assert type(field) is fields.CharField
-        assert max(map(len, stored)) <= field.max_length
+        assert max(map(len, VOCABULARY[enum])) <= field.max_length, (model, column)
         default = declared[(db.APP, model)].fields[column].default
         assert default == field.default  # the migration's literal default is the model's enum member
         assert default is None or default in enum

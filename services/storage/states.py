@@ -33,6 +33,7 @@ class Role(StrEnum):
     OWNER = "owner"
     PACKER = "packer"
     GROUP = "group"  # a group chat that receives the desk's alerts, not a person
+    REMOVED = "removed"  # taken off the desk by the owner: the row stays, every right it had is gone
 
 
 PEOPLE = frozenset({Role.OWNER, Role.PACKER})  # members who may press buttons and give commands
