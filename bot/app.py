@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from bot.config import Settings
 from handlers.ports import ChatPort, OfficialConfig, PagePort, TelegramConfig, WechatPort
@@ -119,7 +119,7 @@ class Services:
     async def resume(self) -> None:
         """Work owed from before a restart: sends cut short, undelivered events, unfinished intents, labels."""
         await self.outbox.recover_interrupted()
-        await self.outbox.retry_failed()
+        await self.outbox.retry_failed(restart=True)
         await self.outbox.dispatch_pending()
         await self.runner.resume()
 
@@ -140,7 +140,10 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
     lease = Lease(owner=process_name(settings.db_url), ttl=max(1.0, settings.poll_interval), clock=clock)
     channels = Channels()
     cards = CardCopies(renderer=CardRenderer(codec, clock), channels=channels, catalogs=catalogs)
-    outbox = Outbox(channels=channels, cards=cards, catalogs=catalogs, lease=lease, clock=clock)
+    outbox = Outbox(channels=channels, cards=cards, catalogs=catalogs, lease=lease, clock=clock,
+                    retry_first=timedelta(seconds=settings.alert_retry_first),
+                    retry_cap=timedelta(seconds=settings.alert_retry_cap),
+                    retry_for=timedelta(seconds=settings.alert_retry_for))
     gateway = OzonGateway(base_url=settings.ozon_api_url, box=box, trace_configs=[metrics.ozon_trace()],
                           retry=retry or RetryPolicy(timeout=settings.ozon_timeout, on_retry=metrics.ozon_retry))
     sync = OrderSync(gateway, clock=clock, on_events=outbox.dispatch_pending)

@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"  # json: one JSON object a line
     metrics_token: SecretStr | None = None  # bearer token for /metrics; unset: loopback, unproxied only
+    # a failed alert is tried again after alert_retry_first seconds, doubling up to alert_retry_cap, for as
+    # long as it matters and at most alert_retry_for seconds (a day) after its first failure
+    alert_retry_first: float = Field(15.0, gt=0)
+    alert_retry_cap: float = Field(300.0, gt=0)
+    alert_retry_for: float = Field(86400.0, gt=0)
 
     @field_validator("reminder_leads")
     @classmethod

@@ -41,7 +41,8 @@ from handlers.ports import ChatPort
 from handlers.telegram_transport import AiohttpRequest
 from services.commands import TELEGRAM, Surface, Verb, menu
 from services.conversation import Caller
-from services.i18n import Translator
+from services.desk import is_person
+from services.i18n import Translator, pick_locale
 from services.storage.models import Member
 from services.views import Answer, View
 
@@ -133,6 +134,14 @@ class TelegramChannel:
         return web.Response()
 
     # ---- sending (ChannelSender) ---------------------------------------------------------------
+    @staticmethod
+    def refusal(exc: Exception) -> str | None:
+        """Telegram's "never" (403: blocked or removed; 400: chat gone, bad request): the outbox stops
+        retrying. Anything else (5xx, timeouts, 429, no connection) is tried again."""
+        if isinstance(exc, Forbidden | BadRequest):
+            return f"{type(exc).__name__}: {exc.message}"[:200]
+        return None
+
     async def send(self, member: Member, view: View) -> str | None:
         return await self.send_to_chat(member.chat_id, view)
 
@@ -170,8 +179,19 @@ class TelegramChannel:
         self.app.add_error_handler(self.on_error)
 
     async def on_any_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Inbound rate limit per person and per chat: a flood is dropped, with one polite word."""
+        """Only people, never a shared sender (H1); then the inbound rate limit per person and per chat: a
+        flood is dropped, with one polite word."""
         user, chat = update.effective_user, update.effective_chat
+        message = update.effective_message
+        if update.callback_query is None and message is not None and not is_person(
+                str(user.id) if user else None, is_bot=bool(user and user.is_bot), as_chat=message.sender_chat is not None):
+            if (message.text or "").startswith("/"):
+                tr = self._catalogs.translator(pick_locale(None, user.language_code if user else None))
+                with suppress(TelegramError):
+                    await self._reply_text(update, tr.gettext(
+                        "Send this as yourself: I cannot tell who an anonymous admin or a channel is, and a desk "
+                        "only answers people. Turn off “Remain anonymous” (or post as yourself) and send it again."))
+            raise ApplicationHandlerStop
         verdict = self._limiter.check(str(user.id) if user else None, str(chat.id) if chat else None)
         if verdict.allowed:
             return

@@ -16,10 +16,22 @@ class ChannelSender(Protocol):
 
     async def edit(self, member: Member, message_ref: str, view: View) -> None: ...
 
+    # optional: `def refusal(self, exc: Exception) -> str | None`, the platform's permanent "no" (blocked by
+    # the user, chat gone, bad request) as a short reason; anything else it raises counts as transport
+    # trouble (5xx, timeout, connection refused, 429) and is tried again
+
 
 class DeliveryDeferred(Exception):
     """A channel's own send limit is reached: try again later, without counting it as a failed attempt,
     and without making every other delivery wait behind it."""
+
+
+class DeliveryRefused(Exception):
+    """The platform refused a send for good: trying again cannot help. `reason` is safe to store and show."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
 
 
 class Channels:
@@ -41,7 +53,16 @@ class Channels:
         sender = self._senders.get(member.channel)
         if sender is None or member.chat_id is None:
             return None
-        return await sender.send(member, view)
+        try:
+            return await sender.send(member, view)
+        except DeliveryDeferred:
+            raise
+        except Exception as exc:
+            refusal = getattr(sender, "refusal", None)
+            reason = refusal(exc) if refusal else None
+            if reason:
+                raise DeliveryRefused(reason) from exc
+            raise
 
     async def edit(self, member: Member, message_ref: str, view: View) -> bool:
         """False when the member's channel is not registered (nothing was tried)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import logging
 import re
 import secrets
 from collections.abc import Callable
@@ -14,13 +16,19 @@ from services.cards import CardRenderer, courier_name, status_words
 from services.i18n import N_, Catalogs
 from services.ozon.errors import OzonAuthError, OzonError, OzonUnavailable
 from services.ozon.models import RoleInfo, Warehouse
+from services.ratelimit import InboundLimiter
 from services.security import SecretBox, new_token
 from services.sellers import OzonGateway
 from services.storage.models import Invite, LanguagePref, Member, Posting, Seller
 from services.storage.states import FINAL_STATUSES, OPEN_STAGES, KeyState, Role, Stage
 from services.views import Button, View
 
+log = logging.getLogger(__name__)
+
 INVITE_TTL = timedelta(days=2)
+# H2: 16 base32 characters are 80 bits; a source (a chat account) gets a few tries per window
+INVITE_BYTES = 10
+JOIN_ATTEMPTS, JOIN_WINDOW = 5, 15 * 60.0
 NUMBER_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z\-]{5,63}$")
 STAGE_TODO = {
     Stage.NEW: N_("choose the courier"),
@@ -30,6 +38,26 @@ STAGE_TODO = {
     Stage.HANDED_OVER: N_("nothing: it is handed over"),
     Stage.CANCELLED: N_("nothing: it was cancelled"),
 }
+
+# Telegram's shared senders: GroupAnonymousBot (every anonymous group admin, in every group), Channel_Bot
+# ("send as channel") and 777000 (automatic forwards). Whoever uses one is nobody in particular.
+SHARED_SENDERS = frozenset({"1087968824", "136817688", "777000"})
+
+
+def new_invite_code() -> str:
+    return base64.b32encode(secrets.token_bytes(INVITE_BYTES)).decode()
+
+
+def normalize_code(code: str) -> str:
+    """What a person types, as stored: case, spaces and dashes do not matter."""
+    return re.sub(r"[\s-]", "", code).upper()
+
+
+def is_person(external_id: str | None, *, is_bot: bool = False, as_chat: bool = False) -> bool:
+    """A sender a desk can know: one person, not a bot, not a message sent on behalf of a chat (a channel or
+    an anonymous admin) and not one of the platform's shared ids. Only people connect, join, invite, change
+    settings or read a desk."""
+    return bool(external_id) and not is_bot and not as_chat and external_id not in SHARED_SENDERS
 
 
 class ConnectError(Exception):
@@ -60,6 +88,7 @@ class Desk:
         self._clock = clock
         self._zone = default_timezone
         self._quiet = default_quiet_hours
+        self._join_attempts = InboundLimiter(per_member=JOIN_ATTEMPTS, per_chat=0, period=JOIN_WINDOW)
 
     # ---- sellers -------------------------------------------------------------------------------
     async def connect_seller(self, client_id: str, api_key: str, *, name: str = "") -> Connected:
@@ -117,15 +146,24 @@ class Desk:
 
     async def seller_invite(self, seller_id: int, role: str = Role.PACKER, *,
                             created_by: Member | None = None) -> Invite:
-        """A one-time code for the seller's desk (the command line has no owner member to ask)."""
-        code = secrets.token_hex(4).upper()
+        """A one-time code for the seller's desk (the command line has no owner member to ask). An owner's
+        new code revokes their earlier unused ones of the same role: only the latest can be used."""
+        now = self._clock()
+        if created_by is not None:
+            await Invite.filter(seller_id=seller_id, created_by=created_by, role=role, used_at__isnull=True,
+                                expires_at__gt=now).update(expires_at=now)
+        code = new_invite_code()
         return await Invite.create(seller_id=seller_id, code=code, role=role, created_by=created_by,
                                    expires_at=self._clock() + INVITE_TTL)
 
     async def redeem_invite(self, code: str, *, channel: str, external_id: str, chat_id: str | None, name: str,
                             locale: str) -> Member | None:
         """One use per code, before it expires: the conditional update makes a race lose cleanly."""
-        invite = await Invite.get_or_none(code=code.strip().upper())
+        source = f"{channel}:{external_id}"
+        if not self._join_attempts.check(source, None).allowed:
+            log.warning("join refused: too many invite codes tried from %s", source)
+            return None  # a guesser learns nothing more, whatever it sends in this window
+        invite = await Invite.get_or_none(code=normalize_code(code))
         if invite is None or invite.used_at is not None or invite.expires_at < self._clock():
             return None
         claimed = await Invite.filter(id=invite.id, used_at__isnull=True).update(used_at=self._clock())

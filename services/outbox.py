@@ -6,26 +6,31 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 
 from services import metrics, reminders
 from services.cards import CardCopies
-from services.channels import Channels, DeliveryDeferred
+from services.channels import Channels, DeliveryDeferred, DeliveryRefused
 from services.durations import in_quiet_hours
 from services.i18n import Catalogs
 from services.lease import Lease
-from services.storage.models import AlertMessage, Event, Member, Notification, Posting, Seller
-from services.storage.states import MAX_SEND_ATTEMPTS, EventKind, NotificationState
+from services.storage.models import AlertMessage, Event, Member, Notice, Notification, Posting, Seller
+from services.storage.states import UNPACKED_STAGES, EventKind, NoticeKind, NotificationState, Role
 from services.views import View
 
 log = logging.getLogger(__name__)
 # what an event does: edit every copy of the posting's card, and/or message the desk (card, reminder, notice)
 REFRESH_CARD = frozenset({EventKind.STATUS, EventKind.DEADLINE, EventKind.CANCELLED, EventKind.ANNOUNCE})
 TELL_DESK = frozenset({EventKind.NEW, EventKind.REMIND, EventKind.CANCELLED, EventKind.ANNOUNCE})
-MAX_ATTEMPTS = MAX_SEND_ATTEMPTS
+# a failed send is tried again after RETRY_FIRST, doubling up to RETRY_CAP, for as long as the alert still
+# matters and at most RETRY_FOR after it first failed; delivered later than LATE_AFTER, it says so
+RETRY_FIRST = timedelta(seconds=15)
+RETRY_CAP = timedelta(minutes=5)
+RETRY_FOR = timedelta(hours=24)
+LATE_AFTER = timedelta(minutes=1)
 # events per read; new orders that arrive meanwhile are looked for again after each batch, so the other
 # kinds come in small batches
 NEW_BATCH, OTHER_BATCH = 50, 10
@@ -33,13 +38,19 @@ NEW_BATCH, OTHER_BATCH = 50, 10
 
 class Outbox:
     def __init__(self, *, channels: Channels, cards: CardCopies, catalogs: Catalogs, lease: Lease,
-                 clock: Callable[[], datetime]):
+                 clock: Callable[[], datetime], retry_first: timedelta = RETRY_FIRST,
+                 retry_cap: timedelta = RETRY_CAP, retry_for: timedelta = RETRY_FOR):
         self._channels = channels
         self._cards = cards
         self._catalogs = catalogs
         self._lease = lease
         self._clock = clock
         self._lock = asyncio.Lock()
+        self.retry_first = retry_first
+        self._retry_cap = max(retry_cap, retry_first)
+        self._retry_for = retry_for
+        # late: held up for longer than a minute, or than the longest backoff when that is shorter (tests)
+        self._late_after = min(LATE_AFTER, self._retry_cap)
 
     async def dispatch_pending(self) -> int:
         """Delivers every event not yet dispatched, oldest first. Safe to call from anywhere, any time."""
@@ -109,8 +120,10 @@ class Outbox:
             if view is None:
                 await Notification.filter(id=note.id).update(state=NotificationState.SKIPPED, claimed_by=None)
                 return
-        if marker or silent:
-            view = View(text=marker + view.text, buttons=view.buttons, silent=silent)
+        late = self._late_marker(note, member, seller)
+        if marker or late or silent:
+            view = View(text=late + marker + view.text, buttons=view.buttons, attachment=view.attachment,
+                        silent=silent)
         ref = await self._attempt(note, member, view)
         if ref is None:
             return  # failed: retry_failed tries again
@@ -119,34 +132,99 @@ class Outbox:
         await Notification.filter(id=note.id).update(state=NotificationState.SENT, claimed_by=None,
                                                      resent=bool(marker))
 
+    def _late_marker(self, note: Notification, member: Member, seller: Seller) -> str:
+        """A delivery held up by failures says since when, so nobody reads an old alert as fresh."""
+        if note.failed_since is None or self._clock() - note.failed_since < self._late_after:
+            return ""
+        tr = self._catalogs.for_member(member, seller)
+        return tr.gettext("⏳ Late: the chat could not be reached from {since} until now.").format(
+            since=tr.local_time(note.failed_since)) + "\n"
+
+    def backoff(self, attempts: int) -> timedelta:
+        """The wait after the `attempts`-th failure in a row: doubling from retry_first, capped."""
+        return min(self._retry_cap, self.retry_first * 2 ** min(max(attempts - 1, 0), 20))
+
     async def _attempt(self, note: Notification, member: Member, view: View) -> str | None:
         note.attempts += 1
+        now = self._clock()
+        since = note.failed_since or now
         try:
             ref = await self._channels.send(member, view)
-        except DeliveryDeferred:
+        except DeliveryDeferred:  # the channel's own limit: not a failed attempt, tried again soon
             metrics.SEND_BUDGET_WAITS.labels(member.channel).inc()
-            await Notification.filter(id=note.id).update(state=NotificationState.FAILED,
-                                                         error="deferred: channel send limit", claimed_by=None)
+            await Notification.filter(id=note.id).update(state=NotificationState.FAILED, error="deferred: channel send limit",
+                                                         attempts=note.attempts - 1, claimed_by=None,
+                                                         next_attempt_at=now, failed_since=since)
             return None
-        except Exception as exc:  # a channel failure must not stop the desk's other members
-            log.warning("delivery to member %s failed: %s", member.id, type(exc).__name__)
-            metrics.ALERTS_FAILED.labels(member.channel).inc()
-            await Notification.filter(id=note.id).update(state=NotificationState.FAILED, error=str(exc)[:500],
+        except DeliveryRefused as refused:  # the platform's "never": trying again cannot help
+            log.warning("delivery to member %s refused: %s", member.id, refused.reason)
+            await Notification.filter(id=note.id).update(state=NotificationState.REFUSED, error=refused.reason[:500],
                                                          attempts=note.attempts, claimed_by=None)
+            await self._tell_owners(member, refused.reason)
+            return None
+        except Exception as exc:  # transport trouble: tried again with backoff; never stops the other members
+            log.warning("delivery to member %s failed (attempt %s): %s", member.id, note.attempts,
+                        type(exc).__name__)
+            metrics.ALERTS_FAILED.labels(member.channel).inc()
+            await Notification.filter(id=note.id).update(
+                state=NotificationState.FAILED, error=type(exc).__name__, attempts=note.attempts, claimed_by=None,
+                failed_since=since, next_attempt_at=now + self.backoff(note.attempts))
             return None
         await Notification.filter(id=note.id).update(attempts=note.attempts)
         metrics.delivered(member.channel)
         return ref or ""
 
-    async def retry_failed(self) -> int:
-        """Failed deliveries (channel down) are tried again by the scheduler, every kind of event."""
-        failed = await Notification.filter(state=NotificationState.FAILED, attempts__lt=MAX_ATTEMPTS) \
-            .prefetch_related("event__posting__seller", "member")
+    async def _tell_owners(self, member: Member, reason: str) -> None:
+        """Once per refused member, the desk's owners hear of it on a surface that still works."""
+        seller = await Seller.get(id=member.seller_id)
+        for owner in await self._channels.desk(seller):
+            if owner.role != Role.OWNER or owner.id == member.id or \
+                    (owner.channel, owner.chat_id) == (member.channel, member.chat_id):
+                continue
+            try:
+                notice = await Notice.create(member=owner, kind=NoticeKind.ALERTS_REFUSED, key=str(member.id), state=NotificationState.SENDING)
+            except IntegrityError:
+                continue  # told already
+            tr = self._catalogs.for_member(owner, seller)
+            text = tr.gettext("⚠️ Alerts no longer reach {name} on {channel}: {reason}. Until that is fixed, they "
+                              "get no new orders.").format(name=member.name or member.external_id,
+                                                           channel=member.channel, reason=reason)
+            try:
+                await self._channels.send(owner, View(text=text))
+            except Exception as exc:
+                log.warning("owner %s could not be told of member %s: %s", owner.id, member.id, type(exc).__name__)
+                await Notice.filter(id=notice.id).delete()  # told on the next refusal instead
+                continue
+            await Notice.filter(id=notice.id).update(state=NotificationState.SENT)
+
+    async def _still_matters(self, note: Notification, event: Event, posting: Posting) -> bool:
+        """A new-order card matters while the posting asks something of the desk; a reminder while it is
+        due and not superseded by a later one; every kind for at most retry_for after the first failure."""
+        if note.failed_since is not None and self._clock() - note.failed_since > self._retry_for:
+            return False
+        if event.kind == EventKind.NEW:
+            return posting.stage in UNPACKED_STAGES
+        if event.kind == EventKind.REMIND:
+            return not await Event.filter(posting_id=posting.id, kind=EventKind.REMIND, id__gt=event.id).exists()
+        return True
+
+    async def retry_failed(self, *, restart: bool = False) -> int:
+        """Failed deliveries (channel down) are tried again by the scheduler once their backoff is over,
+        every kind of event, for as long as the alert matters: an outage of hours delivers it late, once.
+        A restart tries them all at once (the outage may be what the operator just fixed)."""
+        due = Q() if restart else Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=self._clock())
+        failed = await Notification.filter(due, state=NotificationState.FAILED).order_by("id").prefetch_related(
+            "event__posting__seller", "member")
         retried = 0
         for note in failed:
+            event, posting = note.event, note.event.posting
+            if not await self._still_matters(note, event, posting):
+                await Notification.filter(id=note.id, state=NotificationState.FAILED).update(
+                    state=NotificationState.EXPIRED if event.kind == EventKind.NEW and posting.stage in UNPACKED_STAGES
+                    else NotificationState.SKIPPED)
+                continue
             if not await self._lease.claim_notification(note.id, from_state=NotificationState.FAILED):
                 continue  # another process took it
-            event, posting = note.event, note.event.posting
             await self._deliver(note, event, posting, posting.seller, note.member)
             retried += 1
         return retried

@@ -60,7 +60,9 @@ class Duties:
         self._every(self._reminders.run_due, self._tick, "reminders")
         self._every(self._digest.run_due, self._tick, "digest")
         self._every(self._key_expiry.run_due, self._tick, "key_expiry")
-        self._every(self.retry_work, min(15.0, self._tick), "retry", start_now=False)
+        # the retry job runs at least as often as the outbox's first backoff, so a short one is honoured
+        self._every(self.retry_work, min(15.0, self._tick, self._outbox.retry_first.total_seconds()), "retry",
+                    start_now=False)
         # leases and claims live while this process does: renewed well inside their lifetime
         self._every(self._lease.heartbeat, self._lease.ttl.total_seconds() / 3, "heartbeat", start_now=False)
         self.scheduler.start()

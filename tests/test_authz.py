@@ -244,3 +244,36 @@ async def test_owner_removes_a_packer_whose_buttons_stop_at_once(desk, sandbox, 
     assert (await Posting.get(posting_number=number)).stage == "new"
     tg.push_message(PACKER, "/orders", language_code="en")
     assert number not in (await tg.wait_for_message(PACKER, "not on a desk")).text
+
+
+ANONYMOUS_ADMIN, CHANNEL_BOT = 1087968824, 136817688  # Telegram's shared senders
+
+
+async def test_anonymous_admins_and_channels_are_nobody(desk, sandbox, fake_tg):
+    """H1: an anonymous admin's /connect in one group must not make every anonymous admin of every group an
+    owner. Shared senders can neither connect, join, invite nor read a desk; they are told to write as
+    themselves."""
+    tg = fake_tg
+    victim_group, attacker_group = -100901, -100902
+    tg.push_message(ANONYMOUS_ADMIN, f"/connect {CLIENT_ID} {API_KEY}", chat_id=victim_group, chat_type="supergroup",
+                    language_code="en", first_name="Group")
+    answer = await tg.wait_for_message(victim_group, "Send this as yourself", timeout=10)
+    assert "Remain anonymous" in answer.text
+    for command in ("/invite", "/orders", "/settings", f"/join {'A' * 8}"):
+        tg.push_message(ANONYMOUS_ADMIN, command, chat_id=attacker_group, chat_type="supergroup", language_code="en")
+        await tg.wait_for_message(attacker_group, "Send this as yourself", timeout=10)
+    tg.push_message(CHANNEL_BOT, "/invite", chat_id=attacker_group, chat_type="supergroup", language_code="en")
+    await tg.wait_for_message(attacker_group, "Send this as yourself", timeout=10)
+    await asyncio.sleep(0.5)
+    assert not await Member.filter(external_id__in=(str(ANONYMOUS_ADMIN), str(CHANNEL_BOT))).exists()
+    assert not [m for m in tg.messages(attacker_group) if "One-time code" in (m.text or "")]
+    assert await Invite.all().count() == 1  # the owner's own, from the fixture
+
+
+def test_a_shared_sender_or_a_message_on_behalf_of_a_chat_is_no_person():
+    from services.desk import is_person
+
+    assert is_person("1001")
+    assert not is_person("1087968824") and not is_person("136817688") and not is_person("777000")
+    assert not is_person("1001", as_chat=True)  # sender_chat set: a channel or an anonymous admin
+    assert not is_person("5005", is_bot=True) and not is_person(None)

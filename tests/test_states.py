@@ -38,11 +38,11 @@ VOCABULARY = {
     Stage: {"new", "courier", "packing", "packed", "handed_over", "cancelled"},
     LabelState: {"none", "pending", "sent", "failed"},
     EventKind: {"new", "status", "cancelled", "announce", "deadline", "remind"},
-    NotificationState: {"sending", "sent", "failed", "skipped"},
+    NotificationState: {"sending", "sent", "failed", "skipped", "refused", "expired"},  # the last two: 0005 (H3)
     IntentKind: {"ship", "tracking", "delivering", "label"},
     IntentState: {"pending", "done", "failed"},
     PendingKind: {"waybill", "confirm"},
-    NoticeKind: {"digest", "key_expiry"},
+    NoticeKind: {"digest", "key_expiry", "alerts_refused"},
 }
 COLUMNS = [  # (model, column, the enum it holds)
     ("Seller", "key_state", KeyState),

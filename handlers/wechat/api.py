@@ -23,6 +23,9 @@ TOKEN_ERRORS = frozenset({40001, 40014, 42001})  # invalid credential, invalid t
 BUSY_ERRORS = frozenset({-1, 45009, 45011})  # system busy, api frequency / daily quota
 REFRESH_EARLY = 300  # seconds: WeChat rotates with a 5-minute overlap; never use a token in its last minutes
 BUSY_RETRIES = 2
+# permanent refusals of a send: invalid user id, not following the account, refused template messages,
+# outside the 48-hour customer-service window, user not found, no user valid, robot webhook gone
+REFUSALS = frozenset({40003, 43004, 43101, 45015, 60111, 81013, 93000})
 
 
 class WechatApiError(Exception):
@@ -31,6 +34,15 @@ class WechatApiError(Exception):
         self.errcode = errcode
         self.errmsg = errmsg
         self.path = path
+
+
+def refusal(exc: Exception) -> str | None:
+    """WeChat's "never" for a send (the outbox stops retrying and tells the owners); None for anything else."""
+    if not isinstance(exc, WechatApiError):
+        return None
+    if exc.errcode in REFUSALS or (exc.errcode is None and "visible range" in exc.errmsg):
+        return f"{exc.path}: {exc.errcode or ''} {exc.errmsg}"[:200]
+    return None
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,11 @@ from handlers.wechat.crypto import dedupe_key
 from handlers.wechat.official_sender import CHANNEL, OfficialSender
 from services.commands import OFFICIAL, Verb
 from services.conversation import Caller
+from services.ratelimit import InboundLimiter
 from services.storage.models import InboundCallback, Member
 from services.views import View
+
+QR_PER_MINUTE = 10  # binding QR pages a client address may ask for a minute: a person needs one or two
 
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
@@ -44,6 +47,7 @@ class OfficialAccount(OfficialSender):
         self._token = port.official.token
         self._aes_key = port.official.aes_key
         self._tasks: set[asyncio.Task] = set()
+        self._qr_limit = InboundLimiter(per_member=QR_PER_MINUTE, per_chat=0)  # per client address (H2)
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/wechat/official", self.verify_url), web.post("/wechat/official", self.callback),
@@ -200,6 +204,8 @@ class OfficialAccount(OfficialSender):
 
     # ---- binding QR ----------------------------------------------------------------------------
     async def qr_redirect(self, request: web.Request) -> web.Response:
+        if not self._qr_limit.check(request.remote, None).allowed:
+            return web.Response(status=429, text="too many requests")
         url = await self.binding_qr(request.match_info["code"])
         if url is None:
             return web.Response(status=404, text="invite code not valid")

@@ -11,9 +11,10 @@ from urllib.parse import quote
 
 from handlers.action_page import write_flash
 from handlers.ports import WechatPort
-from handlers.wechat.api import AppAuth, WechatApiError, WechatHttp
+from handlers.wechat.api import AppAuth, WechatApiError, WechatHttp, refusal
 from handlers.wechat.render import cut_bytes
 from services.cards import status_words
+from services.desk import normalize_code
 from services.ozon.models import Posting as OzonPosting
 from services.storage.models import Invite, Member, Posting, Seller, WechatQrCode
 from services.views import Answer, View
@@ -27,6 +28,7 @@ MAX_QR_SECONDS = 2592000  # temporary QR codes live at most 30 days
 
 class OfficialSender:
     channel = CHANNEL
+    refusal = staticmethod(refusal)  # what the outbox stops retrying
 
     def __init__(self, port: WechatPort, http: WechatHttp):
         self.s = port
@@ -116,7 +118,7 @@ class OfficialSender:
     # ---- binding QR ----------------------------------------------------------------------------
     async def binding_qr(self, code: str) -> str | None:
         """The image URL of a QR code that binds the scanner to the invite's desk (made once per invite)."""
-        invite = await Invite.get_or_none(code=code.strip().upper())
+        invite = await Invite.get_or_none(code=normalize_code(code))
         now = self.s.clock()
         if invite is None or invite.used_at is not None or invite.expires_at <= now:
             return None

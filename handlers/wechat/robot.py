@@ -6,7 +6,7 @@ import logging
 
 from handlers.ports import WechatPort
 from handlers.wechat import render
-from handlers.wechat.api import SlidingWindow, WechatHttp
+from handlers.wechat.api import SlidingWindow, WechatHttp, refusal
 from services.storage.models import Member, Seller
 from services.views import View
 from services.wechat_apps import ROBOT_CHANNEL
@@ -17,6 +17,7 @@ ROBOT_LIMIT = 20  # messages a minute per robot (WeCom answers 45009 above)
 
 class RobotSender:
     channel = ROBOT_CHANNEL
+    refusal = staticmethod(refusal)  # what the outbox stops retrying
 
     def __init__(self, port: WechatPort, http: WechatHttp, *, limit: int = ROBOT_LIMIT, period: float = 60.0):
         self.s = port

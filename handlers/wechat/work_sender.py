@@ -12,7 +12,7 @@ import aiohttp
 
 from handlers.ports import WechatPort
 from handlers.wechat import render
-from handlers.wechat.api import AppAuth, SlidingWindow, WechatApiError, WechatHttp
+from handlers.wechat.api import AppAuth, SlidingWindow, WechatApiError, WechatHttp, refusal
 from services.storage.models import Member, Seller, WecomApp, WecomCard
 from services.views import Button, View
 from services.wechat_apps import WecomCredentials
@@ -35,6 +35,7 @@ _BATCH: contextvars.ContextVar[_EditBatch | None] = contextvars.ContextVar("weco
 
 class WecomSender:
     channel = CHANNEL
+    refusal = staticmethod(refusal)  # what the outbox stops retrying
 
     def __init__(self, port: WechatPort, http: WechatHttp, *, member_limit: int = MEMBER_LIMIT):
         self.s = port

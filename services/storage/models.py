@@ -113,9 +113,12 @@ class Notification(Model):
     id = fields.IntField(primary_key=True)
     event = fields.ForeignKeyField("ozonbot.Event", related_name="notifications", on_delete=fields.CASCADE)
     member = fields.ForeignKeyField("ozonbot.Member", related_name="notifications", on_delete=fields.CASCADE)
-    state = fields.CharField(max_length=16, default=NotificationState.SENDING)  # NotificationState
+    # NotificationState; a failed one is tried again at next_attempt_at
+    state = fields.CharField(max_length=16, default=NotificationState.SENDING)
     attempts = fields.IntField(default=0)
     error = fields.TextField(null=True)
+    failed_since = fields.DatetimeField(null=True)  # the first failed attempt: how late a delivery is
+    next_attempt_at = fields.DatetimeField(null=True)  # a failed one's backoff
     # the process sending it, until when (renewed while it lives): a lapsed claim marks a crash mid-send
     claimed_by = fields.CharField(max_length=64, null=True)
     claim_until = fields.DatetimeField(null=True)
@@ -125,6 +128,7 @@ class Notification(Model):
     class Meta:
         table = "notification"
         unique_together = (("event", "member"),)
+        indexes = (("state", "next_attempt_at"), ("state", "claim_until"))  # the retry and recovery scans
 
 
 class AlertMessage(Model):

@@ -87,12 +87,9 @@ class NotificationState(StrEnum):
     SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
-    SKIPPED = "skipped"  # the card was already in that chat
-
-
-# a failed delivery is tried this many times in all before it is given up (the outbox retries, the metrics
-# tell pending from given up by it)
-MAX_SEND_ATTEMPTS = 5
+    SKIPPED = "skipped"  # the card was already in that chat, or the alert no longer applies
+    REFUSED = "refused"  # the platform's permanent no (blocked by the user, chat gone): never tried again
+    EXPIRED = "expired"  # undeliverable for as long as the alert mattered (a day of outage)
 
 
 class NoticeKind(StrEnum):
@@ -100,6 +97,7 @@ class NoticeKind(StrEnum):
 
     DIGEST = "digest"
     KEY_EXPIRY = "key_expiry"
+    ALERTS_REFUSED = "alerts_refused"  # key: the member whose chat refuses the desk's alerts
 
 
 class PendingKind(StrEnum):

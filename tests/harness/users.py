@@ -15,6 +15,7 @@ from services.storage.models import Intent, Member, PendingInput, Posting
 
 REFRESHING_VERBS = ("c", "p", "w")  # a press of these on a stale card makes the bot redraw it
 RESENT_MARKER = "↻"
+LATE_MARKER = "⏳"
 
 
 @dataclass
@@ -153,6 +154,8 @@ def alerts_per_chat(tg: FakeBotAPI, numbers: list[str]) -> tuple[Counter, Counte
     plain, marked = Counter(), Counter()
     for call in tg.calls_of("sendMessage", ok=True):
         text = str(call.params.get("text") or "")
+        if text.startswith(LATE_MARKER):  # delivered late after an outage: the card follows that line
+            text = text.partition("\n")[2]
         resent = text.startswith(RESENT_MARKER)
         lines = text.split("\n")
         header = lines[1] if resent and len(lines) > 1 else lines[0]
