@@ -34,6 +34,7 @@ from telegram.ext import (
 )
 
 from bot.app import Services
+from handlers.bodies import read_body
 from handlers.telegram_transport import AiohttpRequest
 from services.desk import ConnectError, is_person
 from services.i18n import Translator, normalize_locale, pick_locale
@@ -97,10 +98,11 @@ class TelegramChannel:
         given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
         if not hmac.compare_digest(given.encode(), self._webhook_secret.encode()):
             return web.Response(status=403)
-        if request.content_length is not None and request.content_length > MAX_UPDATE:
+        raw = await read_body(request, MAX_UPDATE)
+        if raw is None:
             return web.Response(status=413)
         try:
-            body = json.loads(await request.content.read(MAX_UPDATE + 1))
+            body = json.loads(raw)
             if not isinstance(body, dict) or not isinstance(body.get("update_id"), int):
                 raise ValueError("not an update")
             update = Update.de_json(body, self.app.bot)

@@ -14,6 +14,7 @@ from tortoise.exceptions import IntegrityError
 from wechatpy.replies import TextReply
 
 from bot.app import Services
+from handlers.bodies import read_body
 from handlers.wechat import crypto
 from handlers.wechat.api import WechatApiError, WechatHttp
 from handlers.wechat.commands import help_text
@@ -69,8 +70,8 @@ class OfficialAccount(OfficialSender):
         return web.Response(text=query.get("echostr", ""))
 
     async def callback(self, request: web.Request) -> web.Response:
-        body = await request.content.read(MAX_BODY + 1)
-        if len(body) > MAX_BODY:
+        body = await read_body(request, MAX_BODY)
+        if body is None:
             return web.Response(status=413)
         query = request.query
         safe = query.get("encrypt_type") == "aes"
