@@ -232,8 +232,10 @@ class TelegramChannel:
 
     async def on_connect(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
+        deleted = False
         with suppress(TelegramError):
             await message.delete()  # it carries the key: never leave it in the chat
+            deleted = True
         existing = await self._member(update)
         tr = await self._tr(update, existing)
         _ = tr.gettext
@@ -245,13 +247,14 @@ class TelegramChannel:
             await self._reply_text(update, _("Only the desk owner can connect an Ozon account."))
             return
         self.s.redactor.add(context.args[1])
+        user, chat = update.effective_user, update.effective_chat
+        private = chat.type == ChatType.PRIVATE
         try:
-            connected = await self.s.desk.connect_seller(context.args[0], context.args[1])
+            connected = await self.s.desk.connect_seller(context.args[0], context.args[1], by=(CHANNEL, str(user.id)),
+                                                         exposed=not private and not deleted)
         except ConnectError as exc:
             await self._reply_text(update, _connect_error(tr, exc))
             return
-        user, chat = update.effective_user, update.effective_chat
-        private = chat.type == ChatType.PRIVATE
         owner = await self.s.desk.join_as(
             connected.seller, channel=CHANNEL, external_id=str(user.id), chat_id=str(chat.id) if private else None,
             name=user.full_name, locale=tr.locale, role="owner")
@@ -429,6 +432,17 @@ def _connect_error(tr: Translator, exc: ConnectError) -> str:
     if exc.reason == "unavailable":
         return _("Ozon is not answering right now, so the key could not be checked. Nothing was stored; try "
                  "again in a few minutes.")
+    if exc.reason == "exposed":
+        return _("I could not delete your message with the API key, so everyone in this group can read it. "
+                 "Nothing was stored: revoke that key in the Ozon cabinet (Settings → Seller API), then send "
+                 "/connect with a new key to me in a private chat (or make me an admin who may delete messages).")
+    if exc.reason == "taken":
+        return _("This Ozon seller already has a desk, and you are not its owner. Nothing changed; its owners "
+                 "were told. Ask an owner for an invite.")
+    if exc.reason == "missing_methods":
+        return _("This API key may not do what the bot needs ({methods}). Nothing was stored. Create a key with "
+                 "the “Posting FBS” or “Admin” role in the Ozon cabinet (Settings → Seller API) and send /connect "
+                 "again.").format(methods=exc.detail)
     if exc.detail == "deactivated":
         return _("Ozon says this API key is deactivated. Create a new one in the Ozon cabinet (Settings → Seller "
                  "API) and send /connect again. Nothing was stored.")
