@@ -149,7 +149,7 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
     sync = OrderSync(gateway, clock=clock, on_events=outbox.dispatch_pending)
     shipping = Shipping(gateway=gateway, channels=channels, cards=cards, catalogs=catalogs, lease=lease,
                         outbox=outbox, clock=clock, label_delay=settings.label_delay)
-    desk = Desk(gateway=gateway, box=box, catalogs=catalogs, cards=cards.renderer, clock=clock, default_timezone=settings.timezone,
+    desk = Desk(gateway=gateway, box=box, catalogs=catalogs, cards=cards.renderer, channels=channels, clock=clock, default_timezone=settings.timezone,
                 default_quiet_hours=settings.quiet_hours)
     reminders = Reminders(outbox=outbox, clock=clock, leads=settings.leads,
                           tracking_after=settings.tracking_reminder_after)

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs
 
 from aiohttp import BodyPartReader, web
 
+from handlers.bodies import read_body
 from handlers.ports import PagePort
 from services.i18n import Translator, normalize_locale, pick_locale
 from services.links import LinkClaim
@@ -191,10 +192,8 @@ class ActionPage:
 
     async def _posted_form(self, request: web.Request) -> tuple[Visit, dict[str, str]]:
         visit = await self._visit(request)
-        if (request.content_length or 0) > FORM_LIMIT:
-            raise self._too_large(visit.tr, photo=False)
-        raw = await request.content.read(FORM_LIMIT + 1)
-        if len(raw) > FORM_LIMIT:
+        raw = await read_body(request, FORM_LIMIT)
+        if raw is None:
             raise self._too_large(visit.tr, photo=False)
         form = {key: values[0] for key, values in parse_qs(raw.decode("utf-8", "replace")).items()}
         self._check_csrf(visit, form.get("csrf", ""))

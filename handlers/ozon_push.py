@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
+from handlers.bodies import read_body
 from services.orders import OrderSync
 from services.storage.models import Seller
 
@@ -49,10 +50,11 @@ class OzonPushReceiver:
         seller = await Seller.get_or_none(push_token=token) if TOKEN_RE.match(token) else None
         if seller is None:
             return _error(404, "ERROR_UNKNOWN", "unknown endpoint")
-        if request.content_length is not None and request.content_length > MAX_BODY:
+        raw = await read_body(request, MAX_BODY)
+        if raw is None:
             return _error(413, "ERROR_PARAMETER_VALUE_MISSED", "body too large")
         try:
-            payload = json.loads(await request.content.read(MAX_BODY + 1) or b"null")
+            payload = json.loads(raw or b"null")
         except (ValueError, UnicodeDecodeError):
             return _error(400, "ERROR_PARAMETER_VALUE_MISSED", "body is not JSON")
         if not isinstance(payload, dict) or not isinstance(payload.get("message_type"), str):

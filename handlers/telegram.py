@@ -37,6 +37,7 @@ from telegram.ext import (
     filters,
 )
 
+from handlers.bodies import read_body
 from handlers.ports import ChatPort
 from handlers.telegram_transport import AiohttpRequest
 from services.commands import TELEGRAM, Surface, Verb, menu
@@ -121,10 +122,11 @@ class TelegramChannel:
         given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
         if not hmac.compare_digest(given.encode(), self._webhook_secret.encode()):
             return web.Response(status=403)
-        if request.content_length is not None and request.content_length > MAX_UPDATE:
+        raw = await read_body(request, MAX_UPDATE)
+        if raw is None:
             return web.Response(status=413)
         try:
-            body = json.loads(await request.content.read(MAX_UPDATE + 1))
+            body = json.loads(raw)
             if not isinstance(body, dict) or not isinstance(body.get("update_id"), int):
                 raise ValueError("not an update")
             update = Update.de_json(body, self.app.bot)
@@ -237,7 +239,8 @@ class TelegramChannel:
         try:
             await update.effective_message.delete()  # it carries the key: never leave it in the chat
         except TelegramError:
-            if context.args:  # the key stays visible in this chat: the core refuses it and says to revoke it
+            if context.args and update.effective_chat.type != ChatType.PRIVATE:
+                # the key stays readable to the whole group (M2): the core refuses it and says to revoke it
                 surface = replace(TELEGRAM, deletes_messages=False)
         caller = await self._caller(update, surface=surface)
         answer = await self.conversation.command(caller, Verb.CONNECT, " ".join(context.args or ()))

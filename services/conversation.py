@@ -165,7 +165,8 @@ class Conversation:
             return replace(caller.say(N_("Only the desk owner can connect an Ozon account.")), alert=True)
         self._on_secret(api_key)
         try:
-            connected = await self._desk.connect_seller(client_id, api_key)
+            connected = await self._desk.connect_seller(client_id, api_key,
+                                                        by=(caller.surface.channel, caller.external_id))
         except ConnectError as exc:
             return Answer(replies=[View(text=connect_error(caller, exc))], alert=True)
         owner = await self._desk.join_as(
@@ -258,6 +259,8 @@ class Conversation:
         if parts and not caller.surface.deletes_messages:
             for part in parts:
                 self._on_secret(part)
+            if not caller.private:  # a group the bot may not delete from (M2): a private chat is the way
+                return Answer(replies=[View(text=connect_error(caller, ConnectError("exposed")))], alert=True)
             warning = caller.tr.gettext(
                 "⚠️ A key typed here stays in this chat: I cannot delete it. Revoke that key in the Ozon cabinet "
                 "(Settings → Seller API) and make a new one. Nothing was stored.")
@@ -302,6 +305,17 @@ def connect_error(caller: Caller, exc: ConnectError) -> str:
     if exc.reason == "unavailable":
         return _("Ozon is not answering right now, so the key could not be checked. Nothing was stored; try again "
                  "in a few minutes.")
+    if exc.reason == "exposed":
+        return _("I could not delete your message with the API key, so everyone in this group can read it. "
+                 "Nothing was stored: revoke that key in the Ozon cabinet (Settings → Seller API), then send "
+                 "/connect with a new key to me in a private chat (or make me an admin who may delete messages).")
+    if exc.reason == "taken":
+        return _("This Ozon seller already has a desk, and you are not its owner. Nothing changed; its owners "
+                 "were told. Ask an owner for an invite.")
+    if exc.reason == "missing_methods":
+        return _("This API key may not do what the bot needs ({methods}). Nothing was stored. Create a key with "
+                 "the “Posting FBS” or “Admin” role in the Ozon cabinet (Settings → Seller API) and send {connect} "
+                 "again.").format(methods=exc.detail, connect=connect)
     if exc.detail == "deactivated":
         return _("Ozon says this API key is deactivated. Create a new one in the Ozon cabinet (Settings → Seller "
                  "API) and send {connect} again. Nothing was stored.").format(connect=connect)

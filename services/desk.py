@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from tortoise.exceptions import IntegrityError
 
 from services.cards import CardRenderer, courier_name, status_words
+from services.channels import Channels
 from services.i18n import N_, Catalogs
 from services.ozon.errors import OzonAuthError, OzonError, OzonUnavailable
 from services.ozon.models import RoleInfo, Warehouse
@@ -69,6 +70,17 @@ class ConnectError(Exception):
         self.detail = detail
 
 
+# what the bot calls with a key: a key whose roles list methods must cover these (M1)
+NEEDED_METHODS = ("/v4/posting/fbs/unfulfilled/list", "/v3/posting/fbs/get", "/v4/posting/fbs/ship",
+                  "/v2/fbs/posting/tracking-number/set")
+
+
+def missing_methods(roles: RoleInfo) -> list[str]:
+    """The calls the key may not make; nothing when Ozon lists no methods for its roles (nothing to judge)."""
+    allowed = {str(m) for role in roles.roles for m in (role.get("methods") or [])}
+    return [m for m in NEEDED_METHODS if m not in allowed] if allowed else []
+
+
 @dataclass
 class Connected:
     seller: Seller
@@ -79,11 +91,13 @@ class Connected:
 
 class Desk:
     def __init__(self, *, gateway: OzonGateway, box: SecretBox, catalogs: Catalogs, cards: CardRenderer,
+                 channels: Channels,
                  clock: Callable[[], datetime], default_timezone: str = "Asia/Shanghai",
                  default_quiet_hours: str = "22:00-08:00"):
         self._gateway = gateway
         self._box = box
         self._catalogs = catalogs
+        self._channels = channels
         self._cards = cards
         self._clock = clock
         self._zone = default_timezone
@@ -91,9 +105,17 @@ class Desk:
         self._join_attempts = InboundLimiter(per_member=JOIN_ATTEMPTS, per_chat=0, period=JOIN_WINDOW)
 
     # ---- sellers -------------------------------------------------------------------------------
-    async def connect_seller(self, client_id: str, api_key: str, *, name: str = "") -> Connected:
-        """Checks the key with Ozon and stores it encrypted; a refused key stores nothing."""
+    async def connect_seller(self, client_id: str, api_key: str, *, name: str = "",
+                             by: tuple[str, str] | None = None, exposed: bool = False) -> Connected:
+        """Checks the key with Ozon and stores it encrypted; a refused key stores nothing.
+
+        `by` is the person connecting from a chat ((channel, external_id); None from the command line). A
+        Client-Id that already has owners is theirs: anyone else is refused, whatever key they hold, and the
+        owners hear of the attempt; an owner's new key is announced to the other owners. `exposed`: the key
+        stayed readable where it was sent (a group the bot cannot delete from), so it is refused unused."""
         client_id, api_key = client_id.strip(), api_key.strip()
+        if exposed:
+            raise ConnectError("exposed")
         if not client_id.isdigit():
             raise ConnectError("bad_client_id")
         if not api_key or len(api_key) > 200:
@@ -108,7 +130,18 @@ class Desk:
             raise ConnectError("unavailable") from None
         except OzonError as exc:
             raise ConnectError("rejected", exc.token) from None
+        missing = missing_methods(roles)
+        if missing:
+            raise ConnectError("missing_methods", ", ".join(missing))
         seller = await Seller.get_or_none(client_id=client_id)
+        if seller is not None and by is not None:
+            owners = await Member.filter(seller=seller, role=Role.OWNER)
+            if owners and not any((o.channel, o.external_id) == by for o in owners):
+                await self._tell_owners(owners, seller, N_(
+                    "⚠️ Someone who is not an owner of this desk tried to connect Ozon seller {client_id} with a "
+                    "valid API key. Nothing changed. If it was not one of you, revoke that key in the Ozon cabinet "
+                    "(Settings → Seller API)."))
+                raise ConnectError("taken")
         fields = {"api_key_enc": self._box.encrypt(api_key), "key_expires_at": roles.expires_at,
                   "key_state": KeyState.OK, "warehouses": [w.model_dump(mode="json") for w in warehouses]}
         if seller is None:
@@ -117,7 +150,20 @@ class Desk:
             return Connected(seller, roles, warehouses, True)
         await Seller.filter(id=seller.id).update(**fields)
         await seller.refresh_from_db()
+        if by is not None:
+            others = await Member.filter(seller=seller, role=Role.OWNER).exclude(channel=by[0], external_id=by[1])
+            await self._tell_owners(others, seller, N_(
+                "🔑 Another owner connected a new API key for Ozon seller {client_id}; the bot uses it from now on."))
         return Connected(seller, roles, warehouses, False)
+
+    async def _tell_owners(self, owners: list[Member], seller: Seller, message: str) -> None:
+        for owner in owners:
+            tr = self._catalogs.for_member(owner, seller)
+            try:
+                await self._channels.send(owner, View(text=tr.gettext(message).format(client_id=seller.client_id)))
+            except Exception as exc:  # best effort: the refusal or the change stands either way
+                log.warning("owner %s could not be told about seller %s: %s", owner.id, seller.id,
+                            type(exc).__name__)
 
     async def join_as(self, seller: Seller, *, channel: str, external_id: str, chat_id: str | None, name: str,
                       locale: str, role: str) -> Member:

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from sandbox.telegram import DEFAULT_TOKEN
 from services.actions import ActionCodec
 from services.security import SecretBox
-from services.storage.models import Invite, Member, PendingInput, Posting
+from services.storage.models import Invite, Member, PendingInput, Posting, Seller
 from tests.conftest import API_KEY, CLIENT_ID
 from tests.harness.service import running_bot
 
@@ -277,3 +277,36 @@ def test_a_shared_sender_or_a_message_on_behalf_of_a_chat_is_no_person():
     assert not is_person("1087968824") and not is_person("136817688") and not is_person("777000")
     assert not is_person("1001", as_chat=True)  # sender_chat set: a channel or an anonymous admin
     assert not is_person("5005", is_bot=True) and not is_person(None)
+
+
+async def test_connect_cannot_take_a_desk_over_and_the_owners_hear_of_it(desk, sandbox, fake_tg):
+    """M1: a valid key for a Client-Id that already has a desk does not make a stranger its owner, nor
+    replace its key; the owners are told. The owner's own renewal goes through."""
+    tg = fake_tg
+    last = max([m.message_id for m in tg.messages(OWNER)], default=0)
+    tg.push_message(STRANGER, f"/connect {CLIENT_ID} {API_KEY}", language_code="en")
+    await tg.wait_for_message(STRANGER, "already has a desk, and you are not its owner", timeout=10)
+    await tg.wait_for_message(OWNER, "tried to connect Ozon seller", after=last, timeout=10)
+    assert not await Member.filter(external_id=str(STRANGER)).exists()
+    last = max(m.message_id for m in tg.messages(OWNER))
+    tg.push_message(OWNER, f"/connect {CLIENT_ID} {API_KEY}", language_code="en")
+    await tg.wait_for_message(OWNER, "Connected Ozon seller", after=last, timeout=10)
+
+
+async def test_a_key_without_the_roles_the_bot_needs_is_refused(desk, sandbox, fake_tg):
+    sandbox.add_seller("717171", "read-only-key-0123456789", roles=["Admin read only"])
+    fake_tg.push_message(STRANGER, "/connect 717171 read-only-key-0123456789", language_code="en")
+    answer = await fake_tg.wait_for_message(STRANGER, "may not do what the bot needs", timeout=10)
+    assert "/v4/posting/fbs/ship" in answer.text
+    assert not await Seller.filter(client_id="717171").exists()
+
+
+async def test_a_key_the_bot_could_not_delete_from_a_group_is_refused(desk, sandbox, fake_tg):
+    """M2: a plain member of a group cannot delete others' messages; the key would stay readable there."""
+    group = -100555
+    fake_tg.fail_next("deleteMessage", status=400, description="Bad Request: message can't be deleted")
+    fake_tg.push_message(OWNER, f"/connect {CLIENT_ID} {API_KEY}", chat_id=group, chat_type="group",
+                         language_code="en")
+    answer = await fake_tg.wait_for_message(group, "could not delete your message with the API key", timeout=10)
+    assert "revoke that key" in answer.text
+    assert not await Member.filter(external_id=f"chat:{group}").exists()

@@ -13,6 +13,7 @@ from aiohttp import web
 from tortoise.exceptions import IntegrityError
 from wechatpy.replies import TextReply
 
+from handlers.bodies import read_body
 from handlers.ports import WechatPort
 from handlers.wechat import crypto
 from handlers.wechat.api import WechatApiError, WechatHttp
@@ -74,8 +75,8 @@ class OfficialAccount(OfficialSender):
         return web.Response(text=query.get("echostr", ""))
 
     async def callback(self, request: web.Request) -> web.Response:
-        body = await request.content.read(MAX_BODY + 1)
-        if len(body) > MAX_BODY:
+        body = await read_body(request, MAX_BODY)
+        if body is None:
             return web.Response(status=413)
         query = request.query
         safe = query.get("encrypt_type") == "aes"

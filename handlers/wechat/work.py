@@ -14,6 +14,7 @@ from dataclasses import replace
 from aiohttp import web
 from tortoise.exceptions import IntegrityError
 
+from handlers.bodies import read_body
 from handlers.ports import WechatPort
 from handlers.wechat import crypto, render
 from handlers.wechat.api import WechatApiError, WechatHttp
@@ -65,8 +66,8 @@ class WecomChannel(WecomSender):
         app = await WecomApp.get_or_none(tenant=request.match_info["tenant"])
         if app is None:
             return web.Response(status=404)
-        body = await request.content.read(MAX_BODY + 1)
-        if len(body) > MAX_BODY:
+        body = await read_body(request, MAX_BODY)
+        if body is None:
             return web.Response(status=413)
         creds, query = self.credentials(app), request.query
         try:
