@@ -18,6 +18,7 @@ from services.storage.states import (
     OPEN_STAGES,
     PEOPLE,
     UNPACKED_STAGES,
+    CancelState,
     EventKind,
     IntentKind,
     IntentState,
@@ -37,11 +38,13 @@ VOCABULARY = {
     Role: {"owner", "packer", "group", "removed"},
     Stage: {"new", "courier", "packing", "packed", "handed_over", "cancelled"},
     LabelState: {"none", "pending", "sent", "failed"},
-    EventKind: {"new", "status", "cancelled", "announce", "deadline", "remind"},
+    EventKind: {"new", "status", "cancelled", "announce", "deadline", "remind", "cancel_asked", "cancel_remind",
+                "cancel_decided"},
     NotificationState: {"sending", "sent", "failed", "skipped", "refused", "expired"},  # the last two: 0005 (H3)
-    IntentKind: {"ship", "tracking", "delivering", "label"},
+    IntentKind: {"ship", "tracking", "delivering", "label", "cancel_decision"},
     IntentState: {"pending", "done", "failed"},
-    PendingKind: {"waybill", "confirm"},
+    PendingKind: {"waybill", "confirm", "cancel_reason"},
+    CancelState: {"open", "approved", "rejected", "auto_approved"},
     NoticeKind: {"digest", "key_expiry", "alerts_refused"},
 }
 COLUMNS = [  # (model, column, the enum it holds)
@@ -56,6 +59,7 @@ COLUMNS = [  # (model, column, the enum it holds)
     ("Intent", "state", IntentState),
     ("PendingInput", "kind", PendingKind),
     ("Notice", "kind", NoticeKind),
+    ("CancelRequest", "state", CancelState),
     ("Notice", "state", NotificationState),
 ]
 
