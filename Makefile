@@ -17,6 +17,8 @@ demo: $(STAMP)
 
 # The whole suite on SQLite, then again on PostgreSQL when one is reachable (CI always has one).
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	env -u OZONBOT_TEST_DATABASE_URL $(BIN)/pytest -q
 	@if $(BIN)/python -c "import socket,sys; s=socket.socket(); s.settimeout(1); sys.exit(s.connect_ex(('127.0.0.1',5432)))"; then \
 		OZONBOT_TEST_DATABASE_URL=$${OZONBOT_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} $(BIN)/pytest -q -m "not sqlite_only"; \
@@ -28,6 +30,7 @@ faults: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 # Every benchmark scenario on loopback (SQLite, and PostgreSQL when reachable); results in bench/results/.
 bench: $(STAMP)

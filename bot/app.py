@@ -9,17 +9,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from bot.config import Settings
+from handlers.ports import ChatPort, OfficialConfig, PagePort, TelegramConfig, WechatPort
 from services import metrics
 from services.actions import ActionCodec
+from services.background import Background
 from services.buttons import ButtonRouter
 from services.cards import CardCopies, CardRenderer
 from services.channels import Channels
+from services.conversation import Conversation
 from services.desk import Desk
 from services.digest import MorningDigest
 from services.i18n import Catalogs
 from services.key_expiry import KeyExpiry
 from services.lease import Lease, process_name
-from services.links import ActionLinks
+from services.links import ActionLinks, ConnectLinks
+from services.members import Roster
 from services.notices import NoticeBoard
 from services.orders import OrderSync
 from services.outbox import Outbox
@@ -64,6 +68,9 @@ class Services:
     apps: WechatApps
     clock: Callable[[], datetime]
     limiter: InboundLimiter
+    conversation: Conversation
+    background: Background
+    connect_links: ConnectLinks
     redactor: RedactingFilter = field(default_factory=RedactingFilter)
     stopped: bool = False
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack, repr=False)
@@ -82,10 +89,35 @@ class Services:
                 await self.lease.recover_own()
                 stack.push_async_callback(self.lease.release)  # another process takes the sellers over at once
             stack.push_async_callback(self.shipping.close)  # label deliveries a press started
+            stack.push_async_callback(self.background.close)  # first polls a connect started
             stack.callback(self.duties.stop)  # also when a caller starts the scheduler later (tests)
             if schedule:
                 self.duties.start()
             self._stack = stack.pop_all()
+
+    # ---- what each channel is given (handlers/ports.py): its services and its own configuration --------------
+    def page_port(self) -> PagePort:
+        return PagePort(shipping=self.shipping, desk=self.desk, cards=self.cards, catalogs=self.catalogs,
+                        codec=self.codec, box=self.box, links=self.links)
+
+    def chat_port(self) -> ChatPort:
+        s = self.settings
+        config = TelegramConfig(token=s.telegram_token.get_secret_value() if s.telegram_token else "",
+                                api_url=s.telegram_api_url, file_url=s.telegram_file_url,
+                                webhook_url=s.telegram_webhook_url)
+        return ChatPort(conversation=self.conversation, limiter=self.limiter, box=self.box, redactor=self.redactor,
+                        catalogs=self.catalogs, config=config)
+
+    def wechat_port(self) -> WechatPort:
+        s = self.settings
+        official = OfficialConfig(
+            app_id=s.wechat_app_id or "", app_secret=s.wechat_app_secret.get_secret_value(),
+            token=s.wechat_token.get_secret_value(),
+            aes_key=s.wechat_aes_key.get_secret_value() if s.wechat_aes_key else None,
+            template_id=s.wechat_template_id, api_url=s.wechat_api_url) if s.official_account else None
+        return WechatPort(conversation=self.conversation, desk=self.desk, catalogs=self.catalogs, codec=self.codec,
+                          links=self.links, box=self.box, apps=self.apps, redactor=self.redactor, clock=self.clock,
+                          wecom_api_url=s.wecom_api_url, official=official)
 
     async def resume(self) -> None:
         """Work owed from before a restart: sends cut short, undelivered events, unfinished intents, labels."""
@@ -131,14 +163,25 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
                     reminders=reminders, digest=MorningDigest(board=board, clock=clock),
                     key_expiry=KeyExpiry(board=board, clock=clock), tick=settings.tick)
     preferences = Preferences(codec=codec, catalogs=catalogs, default_leads=settings.reminder_leads)
-    buttons = ButtonRouter(codec=codec, shipping=shipping, preferences=preferences)
+    roster = Roster(codec=codec, catalogs=catalogs, send=channels.send)
+    buttons = ButtonRouter(codec=codec, shipping=shipping, preferences=preferences, roster=roster)
+    redactor, background = RedactingFilter(), Background()
+    connect_links = ConnectLinks(box, settings.base_url, clock)
+    conversation = Conversation(
+        desk=desk, shipping=shipping, buttons=buttons, preferences=preferences, roster=roster, catalogs=catalogs,
+        first_poll=sync.poll, background=background, default_zone=settings.timezone, on_secret=redactor.add,
+        key_form_url=lambda caller: connect_links.url(caller.surface.channel, caller.external_id, caller.chat_id,
+                                                      caller.tr.locale),
+        invite_qr_url=(lambda code: f"{settings.base_url}/wechat/qr/{code}") if settings.official_account else None)
     services = Services(settings=settings, box=box, catalogs=catalogs, codec=codec, channels=channels,
                         cards=cards, outbox=outbox, lease=lease,
                         gateway=gateway, sync=sync, shipping=shipping, desk=desk, duties=duties, runner=runner,
                         preferences=preferences, buttons=buttons,
                         links=ActionLinks(box, settings.base_url, clock), apps=WechatApps(box), clock=clock,
                         limiter=InboundLimiter(per_member=settings.inbound_per_member,
-                                               per_chat=settings.inbound_per_chat))
+                                               per_chat=settings.inbound_per_chat),
+                        conversation=conversation, background=background, redactor=redactor,
+                        connect_links=connect_links)
     services.redactor.add(key)
     for secret in (settings.telegram_token, settings.wechat_app_secret, settings.wechat_token,
                    settings.wechat_aes_key, settings.metrics_token):

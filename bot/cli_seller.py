@@ -84,7 +84,7 @@ async def seller_wecom(services: Services, args) -> int:
     except SetupError as exc:
         print(f"not saved: {SETUP_HINTS[exc.field]}. Nothing was stored.", file=sys.stderr)
         return 1
-    channel = WecomChannel(services)
+    channel = WecomChannel(services.wechat_port())
     try:
         for owner in args.owner:
             await channel.join(app, owner, role="owner")
@@ -127,7 +127,7 @@ async def seller_invite(services: Services, args) -> int:
     if services.settings.official_account:
         from handlers.wechat.official_sender import OfficialSender
 
-        sender = OfficialSender(services, WechatHttp(on_secret=services.redactor.add))
+        sender = OfficialSender(services.wechat_port(), WechatHttp(on_secret=services.redactor.add))
         try:
             print(f"WeChat binding QR code: {await sender.binding_qr(invite.code)}")
         except WechatApiError as exc:

@@ -36,7 +36,7 @@ async def run_demo(*, lang: str = "zh_CN", orders: int = 5, stream=None) -> int:
         connected = await services.desk.connect_seller(CLIENT_ID, API_KEY, name="Urumqi demo seller")
         member = await services.desk.join_as(connected.seller, channel="console", external_id="demo",
                                              chat_id="console", name="Demo packer", locale=lang, role="owner")
-        console = ConsoleChannel(services, member)
+        console = ConsoleChannel(services.conversation, member)
         services.channels.register(console)
         tr = services.catalogs.for_member(member, connected.seller)
         print(tr.gettext("ozonbot demo: a sandbox Ozon seller with {n} new orders. Type /orders, /status <number>,"

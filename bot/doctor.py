@@ -280,7 +280,7 @@ class Doctor:
         services = build_services(self.settings.model_copy(update={"secret_key": _secret(self.key)}))
         http = WechatHttp()
         try:
-            wecom = WecomChannel(services, http)
+            wecom = WecomChannel(services.wechat_port(), http)
             for app in apps:
                 name = f"wecom app {app.corp_id}/{app.agent_id}"
                 try:
@@ -301,7 +301,7 @@ class Doctor:
             if self.settings.official_account:
                 from handlers.wechat.official_sender import OfficialSender
 
-                sender = OfficialSender(services, http)
+                sender = OfficialSender(services.wechat_port(), http)
                 try:
                     await http.token(sender.auth)
                 except WechatApiError as exc:

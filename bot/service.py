@@ -20,6 +20,7 @@ from bot.app import Services, build_services
 from bot.config import Settings
 from bot.logsetup import setup_logging
 from handlers.action_page import ActionPage
+from handlers.key_form import KeyForm
 from handlers.monitoring import Monitoring, count_refusals
 from handlers.ozon_push import OzonPushReceiver
 from services import metrics
@@ -116,18 +117,18 @@ async def _open_channels(services: Services, stack: AsyncExitStack) -> ChannelSe
     if services.settings.telegram_token:
         from handlers.telegram import TelegramChannel
 
-        channels.telegram = TelegramChannel(services)
+        channels.telegram = TelegramChannel(services.chat_port())
         services.channels.register(channels.telegram)
     http = WechatHttp(on_secret=services.redactor.add)  # one session for WeCom, the robots and the OA
     stack.push_async_callback(http.close)
-    channels.wecom = WecomChannel(services, http)
+    channels.wecom = WecomChannel(services.wechat_port(), http)
     stack.push_async_callback(channels.wecom.close)
     services.channels.register(channels.wecom)
-    services.channels.register(RobotSender(services, http))
+    services.channels.register(RobotSender(services.wechat_port(), http))
     if services.settings.official_account:
         from handlers.wechat.official import OfficialAccount
 
-        channels.official = OfficialAccount(services, http)
+        channels.official = OfficialAccount(services.wechat_port(), http)
         stack.push_async_callback(channels.official.close)
         services.channels.register(channels.official)
         stack.push_async_callback(_cancelled, asyncio.create_task(channels.official.setup_menu()))
@@ -146,7 +147,10 @@ def build_web_app(services: Services, *, push: OzonPushReceiver | None = None,
     app = web.Application(client_max_size=1024 * 1024, middlewares=[count_refusals])
     push = push or OzonPushReceiver(services.sync, allow=services.settings.ozon_push_allow)
     app.add_routes(push.routes())
-    app.add_routes(ActionPage(services).routes())
+    app.add_routes(ActionPage(services.page_port()).routes())
+    app.add_routes(KeyForm(links=services.connect_links, conversation=services.conversation,
+                           catalogs=services.catalogs, box=services.box, base_url=services.settings.base_url,
+                           member=services.desk.member, send=services.channels.send).routes())
     if channels.telegram is not None:
         app.add_routes(channels.telegram.webhook_routes())
     if channels.wecom is not None:

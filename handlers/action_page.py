@@ -17,20 +17,18 @@ import json
 import logging
 import zlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 from aiohttp import BodyPartReader, web
 
 from handlers.bodies import read_body
+from handlers.ports import PagePort
 from services.i18n import Translator, normalize_locale, pick_locale
 from services.links import LinkClaim
+from services.security import SecretBox
 from services.shipping import PERSON_ROLES
 from services.storage.models import Member, Posting, Seller
 from services.views import Answer, Button, View
-
-if TYPE_CHECKING:  # bot.app registers these routes, so a runtime import would be circular
-    from bot.app import Services
 
 log = logging.getLogger(__name__)
 FORM_LIMIT = 8 * 1024  # a press or a number is a few hundred bytes
@@ -63,7 +61,7 @@ box-shadow:inset 0 0 0 1px #c9cdd4}
 .v-p,.send{background:#07c160;color:#fff;box-shadow:none;font-weight:600}
 button:disabled{opacity:.5}
 label{display:block;font-weight:600;margin:0 0 6px}
-input[type=text]{width:100%;min-height:52px;font-size:20px;padding:8px 10px;border:1px solid #c9cdd4;
+input[type=text],input[type=password]{width:100%;min-height:52px;font-size:20px;padding:8px 10px;border:1px solid #c9cdd4;
 border-radius:10px;letter-spacing:.04em}
 input[type=file]{width:100%;margin:6px 0 8px;font-size:16px}
 .entry form+form{margin-top:16px}
@@ -106,8 +104,8 @@ class Visit:
 
 
 class ActionPage:
-    def __init__(self, services: Services):
-        self.s = services
+    def __init__(self, port: PagePort):
+        self.s = port
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/a/{token}", self.show), web.post("/a/{token}/press", self.press),
@@ -237,13 +235,7 @@ class ActionPage:
         return web.HTTPSeeOther(location=location, headers=HEADERS)
 
     def _write_flash(self, token: str, answer: Answer) -> str:
-        replies = [[view.text, [[[b.label, b.action] for b in row] for row in view.buttons]]
-                   for view in answer.replies]
-        if not answer.toast and not replies:
-            return ""
-        data = json.dumps({"t": answer.toast, "a": answer.alert, "r": replies}, ensure_ascii=False)
-        body = base64.urlsafe_b64encode(zlib.compress(data.encode())).decode().rstrip("=")
-        return f"{body}.{self.s.box.sign(f'flash:{token}:{body}', 16)}"
+        return write_flash(self.s.box, token, answer)
 
     def _read_flash(self, token: str, value: str) -> Answer | None:
         body, _, signature = value.rpartition(".")
@@ -321,6 +313,17 @@ class ActionPage:
                  f'<input type="file" id="photo" name="photo" accept="image/*" capture="environment" required>'
                  f'<div class="row"><button type="submit">{read}</button></div></form>')
         return f'<section class="entry" id="waybill">{typed}{photo}</section>'
+
+
+def write_flash(box: SecretBox, token: str, answer: Answer) -> str:
+    """The answer, compressed and signed for the page at `token` (`?f=`): a redirect, or a message's link, shows it
+    once on that page; a changed or foreign flash is simply not shown."""
+    replies = [[view.text, [[[b.label, b.action] for b in row] for row in view.buttons]] for view in answer.replies]
+    if not answer.toast and not replies:
+        return ""
+    data = json.dumps({"t": answer.toast, "a": answer.alert, "r": replies}, ensure_ascii=False)
+    body = base64.urlsafe_b64encode(zlib.compress(data.encode())).decode().rstrip("=")
+    return f"{body}.{box.sign(f'flash:{token}:{body}', 16)}"
 
 
 async def _read_multipart(request: web.Request, limit: int) -> dict[str, bytes] | None:

@@ -6,8 +6,8 @@ import asyncio
 import sys
 from collections.abc import Callable
 
-from bot.app import Services
-from services.i18n import normalize_locale
+from services.commands import CONSOLE, Command, Verb, parse_command
+from services.conversation import Conversation
 from services.storage.models import Member
 from services.views import Answer, View
 
@@ -19,8 +19,8 @@ class ConsoleChannel:
 
     channel = CHANNEL
 
-    def __init__(self, services: Services, member: Member, write: Callable[[str], None] | None = None):
-        self.s = services
+    def __init__(self, conversation: Conversation, member: Member, write: Callable[[str], None] | None = None):
+        self.conversation = conversation
         self.member = member
         self._write = write or (lambda text: print(text, flush=True))
         self._options: list[str] = []
@@ -53,36 +53,15 @@ class ConsoleChannel:
         line = line.strip()
         if not line:
             return
-        tr = self.s.catalogs.for_member(self.member, await self.member.seller)
-        command, _, rest = line.partition(" ")
+        self.member = await Member.get(id=self.member.id)  # its language may have changed since
+        caller = await self.conversation.caller(CONSOLE, self.member.external_id, chat_id=self.member.chat_id,
+                                                  name=self.member.name, member=self.member)
         if line.isdigit() and 1 <= int(line) <= len(self._options):
-            await self._show_answer(await self.s.buttons.press(self.member, self._options[int(line) - 1]))
-        elif command == "/orders":
-            await self.send(self.member, await self.s.desk.orders_view(self.member))
-        elif command == "/settings":
-            name, _, value = rest.partition(" ")
-            if name:
-                await self._show_answer(await self.s.preferences.set_typed(self.member, name, value))
-            else:
-                await self.send(self.member, await self.s.preferences.view(self.member))
-        elif command == "/status":
-            await self.send(self.member, await self.s.desk.status_view(self.member, rest))
-        elif command == "/lang":
-            locale = normalize_locale(rest)
-            if locale:
-                await self.s.desk.set_locale(CHANNEL, self.member.external_id, locale)
-                self.member.locale = locale
-                tr = self.s.catalogs.for_member(self.member, await self.member.seller)
-                self._write(tr.gettext("Language set: English"))
-        elif command == "/help":
-            self._write(tr.gettext("Demo: /orders, /status <number>, /settings, /lang zh|ru|en, a number presses that "
-                                   "option, any other text answers the bot's question."))
-        else:
-            answer = await self.s.shipping.submit_waybill(self.member, line)
-            if answer is None:
-                await self.send(self.member, await self.s.desk.status_view(self.member, line))
-                return
-            await self._show_answer(answer)
+            await self._show_answer(await self.conversation.press(caller, self._options[int(line) - 1]))
+            return
+        await self._show_answer(await self.conversation.text(caller, line))
+        if parse_command(line) == Command(Verb.HELP):
+            self._write(caller.tr.gettext("Here, type the number of an option to press it."))
 
     async def _show_answer(self, answer: Answer) -> None:
         if answer.toast:
@@ -90,7 +69,10 @@ class ConsoleChannel:
         if answer.edit is not None:
             await self.send(self.member, answer.edit)
         for view in answer.replies:
-            await self.send(self.member, view)
+            if view.buttons or view.attachment:
+                await self.send(self.member, view)
+            else:
+                self._write(view.text)
 
     async def run(self, stream=None) -> None:
         """Reads lines until end of input (a pipe) or Ctrl-D (a terminal)."""

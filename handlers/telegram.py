@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import logging
 from contextlib import suppress
+from dataclasses import replace
+from functools import partial
 
 from aiohttp import web
 from telegram import (
     BotCommand,
+    BotCommandScopeAllGroupChats,
+    BotCommandScopeAllPrivateChats,
+    BotCommandScopeChat,
     ForceReply,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -33,39 +37,43 @@ from telegram.ext import (
     filters,
 )
 
-from bot.app import Services
 from handlers.bodies import read_body
+from handlers.ports import ChatPort
 from handlers.telegram_transport import AiohttpRequest
-from services.desk import ConnectError, is_person
-from services.i18n import Translator, normalize_locale, pick_locale
-from services.storage.models import Member, Seller
+from services.commands import TELEGRAM, Surface, Verb, menu
+from services.conversation import Caller
+from services.desk import is_person
+from services.i18n import Translator, pick_locale
+from services.storage.models import Member
 from services.views import Answer, View
 
 log = logging.getLogger(__name__)
 CHANNEL = "telegram"
 MAX_UPDATE = 256 * 1024  # a real update is a few kilobytes
-COMMANDS = ("start", "help", "connect", "orders", "status", "lang", "settings", "invite", "join")
+# Telegram's shared senders: anonymous group admins (GroupAnonymousBot), channels posting into a group
+# (Channel_Bot), automatic forwards from a linked channel (Telegram); none of them is a person
+SERVICE_SENDERS = frozenset({1087968824, 136817688, 777000})
 
 
 class TelegramChannel:
     channel = CHANNEL
 
-    def __init__(self, services: Services):
-        self.s = services
-        settings = services.settings
-        token = settings.telegram_token.get_secret_value() if settings.telegram_token else ""
+    def __init__(self, port: ChatPort):
+        self.conversation = port.conversation
+        self._limiter = port.limiter
+        self._catalogs = port.catalogs
+        self._config = config = port.config
         # derived from the secret key, so every process behind a load balancer checks the same token
-        self._webhook_secret = services.box.sign("telegram-webhook-secret", 32)
-        services.redactor.add(self._webhook_secret)
+        self._webhook_secret = port.box.sign("telegram-webhook-secret", 32)
+        port.redactor.add(self._webhook_secret)
         # PTB logs whole updates at DEBUG before any handler sees them: a /connect carries a key
-        services.redactor.add_pattern(r"(/connect(?:@\w+)?\s+\S+\s+)[^\s'\"\\]+")
-        self._background: set[asyncio.Task] = set()
-        builder = (ApplicationBuilder().token(token)
-                   .base_url(settings.telegram_api_url).base_file_url(settings.telegram_file_url)
+        port.redactor.add_pattern(r"(/connect(?:@\w+)?\s+\S+\s+)[^\s'\"\\]+")
+        builder = (ApplicationBuilder().token(config.token)
+                   .base_url(config.api_url).base_file_url(config.file_url)
                    .request(AiohttpRequest()).get_updates_request(AiohttpRequest(pool_size=2))
                    .rate_limiter(AIORateLimiter(max_retries=5))
                    .concurrent_updates(64).job_queue(None))
-        if settings.telegram_webhook_url:
+        if config.webhook_url:
             builder = builder.updater(None)
         self.app: Application = builder.build()
         self._register()
@@ -74,15 +82,31 @@ class TelegramChannel:
     async def start(self, web_app: web.Application | None = None) -> None:
         await self.app.initialize()
         await self.app.start()
-        settings = self.s.settings
-        with suppress(TelegramError):
-            await self.app.bot.set_my_commands([BotCommand(c, c) for c in COMMANDS])
-        if settings.telegram_webhook_url:
-            await self.app.bot.set_webhook(url=settings.telegram_webhook_url, secret_token=self._webhook_secret,
+        await self._set_menus()
+        if self._config.webhook_url:
+            await self.app.bot.set_webhook(url=self._config.webhook_url, secret_token=self._webhook_secret,
                                            allowed_updates=["message", "callback_query"])
         else:
             await self.app.updater.start_polling(poll_interval=0.0, timeout=10,
                                                  allowed_updates=["message", "callback_query"])
+
+    async def _set_menus(self) -> None:
+        """The command menu of each kind of chat, in each language (Telegram picks by the client's language;
+        the list without a language, for everyone else, is Chinese)."""
+        for locale, code in (("zh_CN", None), ("zh_CN", "zh"), ("ru", "ru"), ("en", "en")):
+            tr = self._catalogs.translator(locale)
+            for kind, scope in (("private", BotCommandScopeAllPrivateChats()), ("group", BotCommandScopeAllGroupChats())):
+                commands = [BotCommand(name, text) for name, text in menu(kind, tr)]
+                with suppress(TelegramError):
+                    await self.app.bot.set_my_commands(commands, scope=scope, language_code=code)
+
+    async def _owner_menu(self, caller: Caller) -> None:
+        """An owner's own chat lists what only owners do (invite, members), in the owner's language."""
+        if not caller.private or caller.chat_id is None:
+            return
+        commands = [BotCommand(name, text) for name, text in menu("owner", caller.tr)]
+        with suppress(TelegramError):
+            await self.app.bot.set_my_commands(commands, scope=BotCommandScopeChat(int(caller.chat_id)))
 
     async def stop(self) -> None:
         if self.app.updater and self.app.updater.running:
@@ -147,15 +171,10 @@ class TelegramChannel:
     def _register(self) -> None:
         add = self.app.add_handler
         add(TypeHandler(Update, self.on_any_update), group=-1)  # before every other handler
-        add(CommandHandler("start", self.on_start))
-        add(CommandHandler("help", self.on_help))
-        add(CommandHandler("connect", self.on_connect))
-        add(CommandHandler("invite", self.on_invite))
-        add(CommandHandler("join", self.on_join))
-        add(CommandHandler("lang", self.on_lang))
-        add(CommandHandler("orders", self.on_orders))
-        add(CommandHandler("status", self.on_status))
-        add(CommandHandler("settings", self.on_settings))
+        for verb in Verb:
+            if verb is not Verb.CONNECT:
+                add(CommandHandler(verb.value, partial(self.on_command, verb)))
+        add(CommandHandler(Verb.CONNECT.value, self.on_connect))
         add(CallbackQueryHandler(self.on_press))
         add(MessageHandler(filters.PHOTO | filters.Document.IMAGE, self.on_photo))
         add(MessageHandler(filters.TEXT & ~filters.COMMAND, self.on_text))
@@ -169,13 +188,13 @@ class TelegramChannel:
         if update.callback_query is None and message is not None and not is_person(
                 str(user.id) if user else None, is_bot=bool(user and user.is_bot), as_chat=message.sender_chat is not None):
             if (message.text or "").startswith("/"):
-                tr = self.s.catalogs.translator(pick_locale(None, user.language_code if user else None))
+                tr = self._catalogs.translator(pick_locale(None, user.language_code if user else None))
                 with suppress(TelegramError):
                     await self._reply_text(update, tr.gettext(
                         "Send this as yourself: I cannot tell who an anonymous admin or a channel is, and a desk "
                         "only answers people. Turn off “Remain anonymous” (or post as yourself) and send it again."))
             raise ApplicationHandlerStop
-        verdict = self.s.limiter.check(str(user.id) if user else None, str(chat.id) if chat else None)
+        verdict = self._limiter.check(str(user.id) if user else None, str(chat.id) if chat else None)
         if verdict.allowed:
             return
         log.info("rate limit: dropped an update from user %s in chat %s", user.id if user else None,
@@ -191,18 +210,18 @@ class TelegramChannel:
                 await self._reply_text(update, text)
         raise ApplicationHandlerStop
 
-    async def _member(self, update: Update) -> Member | None:
-        user = update.effective_user
-        return await self.s.desk.member(CHANNEL, str(user.id)) if user else None
+    async def _caller(self, update: Update, *, surface: Surface = TELEGRAM) -> Caller:
+        """Who pressed or wrote: a person, or a shared sender (an anonymous admin, a channel) who is nobody."""
+        user, chat, message = update.effective_user, update.effective_chat, update.effective_message
+        person = user is not None and user.id not in SERVICE_SENDERS and not (
+            update.callback_query is None and message is not None and message.sender_chat is not None)
+        return await self.conversation.caller(
+            surface, str(user.id) if user else "", chat_id=str(chat.id) if chat else None,
+            name=user.full_name if user else "", private=chat is None or chat.type == ChatType.PRIVATE,
+            language_hint=user.language_code if user else None, person=person)
 
     async def _tr(self, update: Update, member: Member | None) -> Translator:
-        if member is not None:
-            seller = await Seller.get(id=member.seller_id)
-            return self.s.catalogs.for_member(member, seller)
-        user = update.effective_user
-        stored = await self.s.desk.stored_locale(CHANNEL, str(user.id)) if user else None
-        return self.s.catalogs.translator(pick_locale(stored, user.language_code if user else None),
-                                          self.s.settings.timezone)
+        return (await self._caller(update)).tr
 
     async def _reply(self, update: Update, view: View) -> None:
         await self.send_to_chat(update.effective_chat.id, view)
@@ -210,156 +229,28 @@ class TelegramChannel:
     async def _reply_text(self, update: Update, text: str) -> None:
         await self._reply(update, View(text=text))
 
-    # ---- commands ------------------------------------------------------------------------------
-    async def on_start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        member = await self._member(update)
-        tr = await self._tr(update, member)
-        if member is None:
-            text = tr.gettext("👋 I run your Ozon shipping desk: new orders, couriers, packing, labels and "
-                              "tracking.\n\nOwner: /connect <client_id> <api_key>\nPacker: /join <code> "
-                              "(ask the owner for /invite)")
-        else:
-            text = tr.gettext("👋 Welcome back. /orders shows what is open, /help lists every command.")
-        await self._reply_text(update, text)
-
-    async def on_help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        tr = await self._tr(update, await self._member(update))
-        await self._reply_text(update, tr.gettext(
-            "/orders: open orders, most urgent first\n/status <number>: status of a posting, order or tracking "
-            "number (or just paste the number)\n/connect <client_id> <api_key>: connect your Ozon account\n"
-            "/invite: a one-time code for a packer (owner)\n/join <code>: join a desk\n/lang zh|ru|en: language\n"
-            "/settings: your settings"))
+    # ---- commands, buttons, text, photos: the conversation decides, this renders ----------------
+    async def on_command(self, verb: Verb, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        caller = await self._caller(update)
+        await self._answer(update, await self.conversation.command(caller, verb, " ".join(context.args or ())))
 
     async def on_connect(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        message = update.effective_message
-        deleted = False
-        with suppress(TelegramError):
-            await message.delete()  # it carries the key: never leave it in the chat
-            deleted = True
-        existing = await self._member(update)
-        tr = await self._tr(update, existing)
-        _ = tr.gettext
-        if len(context.args) != 2:
-            await self._reply_text(update, _("Usage: /connect <client_id> <api_key> (Ozon cabinet → Settings → "
-                                             "Seller API). I delete the message with the key at once."))
-            return
-        if existing is not None and existing.role != "owner":
-            await self._reply_text(update, _("Only the desk owner can connect an Ozon account."))
-            return
-        self.s.redactor.add(context.args[1])
-        user, chat = update.effective_user, update.effective_chat
-        private = chat.type == ChatType.PRIVATE
+        surface = TELEGRAM
         try:
-            connected = await self.s.desk.connect_seller(context.args[0], context.args[1], by=(CHANNEL, str(user.id)),
-                                                         exposed=not private and not deleted)
-        except ConnectError as exc:
-            await self._reply_text(update, _connect_error(tr, exc))
-            return
-        owner = await self.s.desk.join_as(
-            connected.seller, channel=CHANNEL, external_id=str(user.id), chat_id=str(chat.id) if private else None,
-            name=user.full_name, locale=tr.locale, role="owner")
-        if not private:
-            await self.s.desk.join_as(connected.seller, channel=CHANNEL, external_id=f"chat:{chat.id}",
-                                      chat_id=str(chat.id), name=chat.title or "", locale=tr.locale, role="group")
-        tr = self.s.catalogs.for_member(owner, connected.seller)
-        warehouses = ", ".join(w.name or str(w.warehouse_id) for w in connected.warehouses) or "—"
-        await self._reply_text(update, tr.gettext(
-            "✅ Connected Ozon seller {client_id}.\nWarehouses: {warehouses}\nKey valid until: {expiry}\n"
-            "New orders will appear here. /invite adds a packer.").format(
-            client_id=connected.seller.client_id, warehouses=warehouses,
-            expiry=tr.local_time(connected.roles.expires_at)))
-        task = asyncio.create_task(self._first_poll(connected.seller))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+            await update.effective_message.delete()  # it carries the key: never leave it in the chat
+        except TelegramError:
+            if context.args and update.effective_chat.type != ChatType.PRIVATE:
+                # the key stays readable to the whole group (M2): the core refuses it and says to revoke it
+                surface = replace(TELEGRAM, deletes_messages=False)
+        caller = await self._caller(update, surface=surface)
+        answer = await self.conversation.command(caller, Verb.CONNECT, " ".join(context.args or ()))
+        await self._answer(update, answer)
+        if not answer.alert and len(context.args or ()) == 2:
+            await self._owner_menu(await self._caller(update))
 
-    async def _first_poll(self, seller: Seller) -> None:
-        try:
-            await self.s.sync.poll(seller)
-        except Exception as exc:
-            log.warning("first poll of seller %s failed: %s", seller.id, type(exc).__name__)
-
-    async def on_invite(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        member = await self._member(update)
-        tr = await self._tr(update, member)
-        invite = await self.s.desk.create_invite(member) if member else None
-        if invite is None:
-            await self._reply_text(update, tr.gettext("Only the desk owner can invite packers."))
-            return
-        text = tr.gettext("One-time code for a packer: {code}\nThey send /join {code} to this bot within 48 hours."
-                          ).format(code=invite.code)
-        if self.s.settings.official_account:  # the same code binds a WeChat follower by QR code
-            text += "\n" + tr.gettext("WeChat: scan the QR code at {url}").format(
-                url=f"{self.s.settings.base_url}/wechat/qr/{invite.code}")
-        await self._reply_text(update, text)
-
-    async def on_join(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        tr = await self._tr(update, await self._member(update))
-        user, chat = update.effective_user, update.effective_chat
-        member = None
-        if context.args:
-            member = await self.s.desk.redeem_invite(
-                context.args[0], channel=CHANNEL, external_id=str(user.id),
-                chat_id=str(chat.id) if chat.type == ChatType.PRIVATE else None,
-                name=user.full_name, locale=tr.locale)
-        if member is None:
-            await self._reply_text(update, tr.gettext("That code is not valid (wrong, used or expired). "
-                                                      "Ask the owner for a new /invite."))
-            return
-        tr = await self._tr(update, member)
-        await self._reply_text(update, tr.gettext("✅ You are on the desk. New orders will appear here."))
-
-    async def on_lang(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        member = await self._member(update)
-        locale = normalize_locale(context.args[0]) if context.args else None
-        tr = await self._tr(update, member)
-        if locale is None:
-            await self._reply_text(update, tr.gettext("Usage: /lang zh | ru | en"))
-            return
-        await self.s.desk.set_locale(CHANNEL, str(update.effective_user.id), locale)
-        if member is not None:
-            member.locale = locale
-        tr = await self._tr(update, member)
-        await self._reply_text(update, tr.gettext("Language set: English"))
-
-    async def on_orders(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        member = await self._desk_member(update)
-        if member is not None:
-            await self._reply(update, await self.s.desk.orders_view(member))
-
-    async def on_status(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        member = await self._desk_member(update)
-        if member is None:
-            return
-        if not context.args:
-            tr = await self._tr(update, member)
-            await self._reply_text(update, tr.gettext("Usage: /status <posting, order or tracking number>"))
-            return
-        await self._reply(update, await self.s.desk.status_view(member, context.args[0]))
-
-    async def on_settings(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        member = await self._desk_member(update)
-        if member is None:
-            return
-        if context.args:
-            name, *value = context.args
-            await self._answer(update, await self.s.preferences.set_typed(member, name, " ".join(value)))
-            return
-        await self._reply(update, await self.s.preferences.view(member))
-
-    async def _desk_member(self, update: Update) -> Member | None:
-        member = await self._member(update)
-        if member is None or member.role not in ("owner", "packer"):
-            tr = await self._tr(update, None)
-            await self._reply_text(update, tr.gettext("You are not on a desk yet. Owner: /connect; packer: /join."))
-            return None
-        return member
-
-    # ---- buttons, text, photos -----------------------------------------------------------------
     async def on_press(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
-        member = await self._member(update)
-        locale = None if member else (await self._tr(update, None)).locale
-        answer = await self.s.buttons.press(member, query.data, locale=locale)
+        answer = await self.conversation.press(await self._caller(update), query.data)
         await self._answer(update, answer, query=query)
 
     async def _answer(self, update: Update, answer: Answer, query=None) -> None:
@@ -377,30 +268,18 @@ class TelegramChannel:
             await self._reply(update, view)
 
     async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        member = await self._member(update)
-        if member is None or member.role not in ("owner", "packer"):
-            if update.effective_chat.type == ChatType.PRIVATE:
-                tr = await self._tr(update, None)
-                await self._reply_text(update, tr.gettext("You are not on a desk yet. Owner: /connect; packer: /join."))
-            return
-        text = update.effective_message.text or ""
-        answer = await self.s.shipping.submit_waybill(member, text)
-        if answer is not None:
-            await self._answer(update, answer)
-        elif update.effective_chat.type == ChatType.PRIVATE or _looks_like_number(text):
-            await self._reply(update, await self.s.desk.status_view(member, text))
+        caller = await self._caller(update)
+        await self._answer(update, await self.conversation.text(caller, update.effective_message.text or ""))
 
     async def on_photo(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        member = await self._member(update)
-        if member is None or member.role not in ("owner", "packer"):
-            return
+        caller = await self._caller(update)
+        if not caller.on_desk:
+            return  # a stranger's picture is not downloaded at all
         message: Message = update.effective_message
         source = message.photo[-1] if message.photo else message.document
         file = await source.get_file()
-        data = bytes(await file.download_as_bytearray())
-        answer = await self.s.shipping.submit_photo(member, data)
-        if answer is not None:
-            await self._answer(update, answer)
+        answer = await self.conversation.photo(caller, bytes(await file.download_as_bytearray()))
+        await self._answer(update, answer)
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("telegram handler failed: %s", type(context.error).__name__, exc_info=context.error)
@@ -418,33 +297,3 @@ def _markup(view: View):
     if view.ask_reply:
         return ForceReply(selective=True)
     return None
-
-
-def _looks_like_number(text: str) -> bool:
-    stripped = text.strip()
-    return 6 <= len(stripped) <= 64 and " " not in stripped and any(ch.isdigit() for ch in stripped)
-
-
-def _connect_error(tr: Translator, exc: ConnectError) -> str:
-    _ = tr.gettext
-    if exc.reason == "bad_client_id":
-        return _("The Client-Id is a number, e.g. /connect 123456 <api_key>.")
-    if exc.reason == "unavailable":
-        return _("Ozon is not answering right now, so the key could not be checked. Nothing was stored; try "
-                 "again in a few minutes.")
-    if exc.reason == "exposed":
-        return _("I could not delete your message with the API key, so everyone in this group can read it. "
-                 "Nothing was stored: revoke that key in the Ozon cabinet (Settings → Seller API), then send "
-                 "/connect with a new key to me in a private chat (or make me an admin who may delete messages).")
-    if exc.reason == "taken":
-        return _("This Ozon seller already has a desk, and you are not its owner. Nothing changed; its owners "
-                 "were told. Ask an owner for an invite.")
-    if exc.reason == "missing_methods":
-        return _("This API key may not do what the bot needs ({methods}). Nothing was stored. Create a key with "
-                 "the “Posting FBS” or “Admin” role in the Ozon cabinet (Settings → Seller API) and send /connect "
-                 "again.").format(methods=exc.detail)
-    if exc.detail == "deactivated":
-        return _("Ozon says this API key is deactivated. Create a new one in the Ozon cabinet (Settings → Seller "
-                 "API) and send /connect again. Nothing was stored.")
-    return _("Ozon refused this Client-Id and API key ({reason}). Check both in the Ozon cabinet (Settings → "
-             "Seller API) and send /connect again. Nothing was stored.").format(reason=exc.detail or exc.reason)

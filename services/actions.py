@@ -15,6 +15,7 @@ VERBS = {
     "l": "label",
     "o": "open",
     "s": "settings",
+    "m": "member",
 }
 
 

@@ -4,6 +4,7 @@ the press goes to the service that owns its verb (settings, or the shipping work
 from __future__ import annotations
 
 from services.actions import ActionCodec
+from services.members import Roster
 from services.preferences import Preferences
 from services.shipping import Shipping
 from services.storage.models import Member
@@ -11,14 +12,17 @@ from services.views import Answer
 
 
 class ButtonRouter:
-    def __init__(self, *, codec: ActionCodec, shipping: Shipping, preferences: Preferences):
+    def __init__(self, *, codec: ActionCodec, shipping: Shipping, preferences: Preferences, roster: Roster):
         self._codec = codec
         self._shipping = shipping
         self._preferences = preferences
+        self._roster = roster
 
     async def press(self, member: Member | None, data: str | None, *, locale: str | None = None) -> Answer:
         """`locale` is the presser's language when they are on no desk, so even a refusal is understood."""
         action = self._codec.decode(data)
         if action is not None and action.name == "settings" and member is not None:
             return await self._preferences.press(member, action)
+        if action is not None and action.name == "member":
+            return await self._roster.press(member, action)
         return await self._shipping.press(member, action, locale=locale)  # refuses forged data, foreign postings

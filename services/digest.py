@@ -66,7 +66,7 @@ async def summarize(seller: Seller, now: datetime) -> DigestSummary:
     return summary
 
 
-def render(tr: Translator, summary: DigestSummary) -> View:
+def render(tr: Translator, summary: DigestSummary, commands: dict[str, str]) -> View:
     sections = [
         (tr.ngettext("📦 {n} order to pack today", "📦 {n} orders to pack today", len(summary.pack_today)),
          summary.pack_today),
@@ -84,7 +84,7 @@ def render(tr: Translator, summary: DigestSummary) -> View:
         lines += [f"   • {number}" for number in numbers[:LISTED]]
         if len(numbers) > LISTED:
             lines.append("   " + tr.gettext("… and {n} more").format(n=len(numbers) - LISTED))
-    lines.append(tr.gettext("/orders shows every open order."))
+    lines.append(tr.gettext("{orders} shows every open order.").format(**commands))
     return View(text="\n".join(lines))
 
 
@@ -113,4 +113,4 @@ class MorningDigest:
             return 0
         summary = await summarize(seller, now)
         return await self._board.to_members(members, seller, NoticeKind.DIGEST, key,
-                                            lambda tr: render(tr, summary))
+                                            lambda tr, commands: render(tr, summary, commands))

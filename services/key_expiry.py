@@ -24,16 +24,17 @@ def warning_due(expires_at: datetime, now: datetime) -> int | None:
     return min(reached) if reached else None
 
 
-def render(tr: Translator, seller: Seller, now: datetime) -> View:
+def render(tr: Translator, seller: Seller, now: datetime, commands: dict[str, str]) -> View:
     left = seller.key_expires_at - now
     days = max(1, round(left / timedelta(days=1)))
     text = tr.ngettext(
         "🔑 The Ozon API key of seller {client_id} expires in {n} day ({when}). Create a new key in the Ozon "
-        "cabinet (Settings → Seller API) and send /connect {client_id} <new key>, or new orders will stop.",
+        "cabinet (Settings → Seller API) and connect it with {connect}, or new orders will stop.",
         "🔑 The Ozon API key of seller {client_id} expires in {n} days ({when}). Create a new key in the Ozon "
-        "cabinet (Settings → Seller API) and send /connect {client_id} <new key>, or new orders will stop.",
+        "cabinet (Settings → Seller API) and connect it with {connect}, or new orders will stop.",
         days)
-    return View(text=text.format(client_id=seller.client_id, n=days, when=tr.local_time(seller.key_expires_at)))
+    return View(text=text.format(client_id=seller.client_id, n=days, when=tr.local_time(seller.key_expires_at),
+                                 connect=commands["connect"]))
 
 
 class KeyExpiry:
@@ -55,7 +56,7 @@ class KeyExpiry:
             try:
                 owners = await self._board.awaiting(seller, NoticeKind.KEY_EXPIRY, key, owners_only=True)
                 sent += await self._board.to_members(owners, seller, NoticeKind.KEY_EXPIRY, key,
-                                                     lambda tr, seller=seller: render(tr, seller, now))
+                                                     lambda tr, commands, seller=seller: render(tr, seller, now, commands))
             except Exception:
                 log.exception("key-expiry warning for seller %s failed", seller.id)
         return sent

@@ -96,21 +96,21 @@ def ozon_outcome(status: int | None, error: BaseException | None = None) -> str:
 
 async def sample_state(now: datetime) -> None:
     """The gauges that describe the database: read on each scrape (a handful of indexed counts)."""
-    from services.outbox import MAX_ATTEMPTS  # the outbox counts its deliveries here: imported late
-
     undispatched = await Event.filter(dispatched_at__isnull=True).annotate(n=Count("id"), oldest=Min("created_at")) \
         .values("n", "oldest")
     sending, failed = NotificationState.SENDING, NotificationState.FAILED
     owed = [("sending", Notification.filter(state=sending)),
-            ("failed", Notification.filter(state=failed, attempts__lt=MAX_ATTEMPTS))]
+            ("failed", Notification.filter(state=failed))]  # each is retried for as long as its alert matters
     rows = [("undispatched", undispatched[0] if undispatched else {"n": 0, "oldest": None})]
     for state, query in owed:
         found = await query.annotate(n=Count("id"), oldest=Min("created_at")).values("n", "oldest")
         rows.append((state, found[0] if found else {"n": 0, "oldest": None}))
     for state, row in rows:
         OUTBOX_DEPTH.labels(state).set(row["n"] or 0)
-    # given up after MAX_ATTEMPTS: reported, but no longer "pending" (it would hold the oldest age up forever)
-    OUTBOX_DEPTH.labels("given_up").set(await Notification.filter(state=failed, attempts__gte=MAX_ATTEMPTS).count())
+    # refused by the platform, or undeliverable for as long as it mattered: reported, but no longer "pending"
+    # (it would hold the oldest age up forever)
+    OUTBOX_DEPTH.labels("given_up").set(await Notification.filter(
+        state__in=(NotificationState.REFUSED, NotificationState.EXPIRED)).count())
     oldest = [row["oldest"] for _, row in rows if row["oldest"] is not None]
     OUTBOX_OLDEST.set(max(0.0, (now - min(oldest)).total_seconds()) if oldest else 0.0)
     _set_counts(SELLERS, KEY_STATES, await Seller.all().annotate(n=Count("id")).group_by("key_state")

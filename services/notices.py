@@ -14,6 +14,7 @@ from collections.abc import Callable
 from tortoise.exceptions import IntegrityError
 
 from services.channels import Channels
+from services.commands import spelled
 from services.i18n import Catalogs, Translator
 from services.pacing import Pacer
 from services.storage.models import Member, Notice, Seller
@@ -31,7 +32,8 @@ class NoticeBoard:
         self._pacer = Pacer(per_second)
 
     async def send_once(self, member: Member, seller: Seller, kind: NoticeKind, key: str,
-                        render: Callable[[Translator], View]) -> bool:
+                        render: Callable[[Translator, dict[str, str]], View]) -> bool:
+        """`render(tr, commands)`: the notice in the member's language, naming the commands of their surface."""
         """True when this call delivered it; False when it was already sent (or is being sent) or failed."""
         await self._pacer.wait()  # before the claim: a crash while waiting leaves nothing half-sent
         try:
@@ -43,7 +45,8 @@ class NoticeBoard:
                     state=NotificationState.SENDING):
                 return False
         try:
-            await self._channels.send(member, render(self._catalogs.for_member(member, seller)))
+            tr = self._catalogs.for_member(member, seller)
+            await self._channels.send(member, render(tr, spelled(member.channel, tr.locale)))
         except Exception as exc:  # one member's channel failing must not stop the others
             log.warning("notice %s/%s to member %s failed: %s", kind, key, member.id, type(exc).__name__)
             await Notice.filter(id=notice.id).update(state=NotificationState.FAILED)
@@ -62,7 +65,7 @@ class NoticeBoard:
         return [m for m in members if m.id not in done]
 
     async def to_members(self, members: list[Member], seller: Seller, kind: NoticeKind, key: str,
-                         render: Callable[[Translator], View]) -> int:
+                         render: Callable[[Translator, dict[str, str]], View]) -> int:
         sent = 0
         for member in members:
             sent += await self.send_once(member, seller, kind, key, render)

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from services.actions import Action, ActionCodec
 from services.cards import courier_name
+from services.commands import spelled
 from services.couriers import COURIERS, get_courier
 from services.durations import clock_time, parse_leads, parse_quiet_hours
 from services.i18n import N_, Catalogs, Translator
@@ -128,7 +129,7 @@ class Preferences:
         tr = self._catalogs.for_member(member, seller)
         setting = BY_NAME.get(name.lower())
         if setting is None or not raw.strip():
-            return Answer(replies=[View(text=self._usage(tr))])
+            return Answer(replies=[View(text=self._usage(tr, member))])
         if member.role != Role.OWNER:
             return Answer(toast=tr.gettext("Only the desk's owner can change its settings."))
         return await self._store(member, seller, setting, raw)
@@ -150,7 +151,8 @@ class Preferences:
     def _main(self, tr: Translator, seller: Seller, member: Member) -> View:
         lines = [tr.gettext("⚙️ Settings of seller {client_id}").format(client_id=seller.client_id), ""]
         lines += [f"{tr.gettext(s.title)}: {self._shown(tr, seller, s)}" for s in SETTINGS]
-        lines += ["", tr.gettext("Language: /lang zh|ru|en"), self._usage(tr)]
+        lines += ["", tr.gettext("Language: {lang} zh|ru|en").format(**spelled(member.channel, tr.locale)),
+                  self._usage(tr, member)]
         if member.role != Role.OWNER:
             lines.append(tr.gettext("Only the desk's owner can change its settings."))
             return View(text="\n".join(lines))
@@ -189,9 +191,9 @@ class Preferences:
         return value
 
     @staticmethod
-    def _usage(tr: Translator) -> str:
-        return tr.gettext("Any value: /settings tz Asia/Urumqi · quiet 23:00-07:00 · leads 12h,2h,30m · "
-                          "digest 07:30 · courier sf")
+    def _usage(tr: Translator, member: Member) -> str:
+        return tr.gettext("Any value: {settings} tz Asia/Urumqi · quiet 23:00-07:00 · leads 12h,2h,30m · "
+                          "digest 07:30 · courier sf").format(**spelled(member.channel, tr.locale))
 
     @staticmethod
     def _invalid(tr: Translator, setting: Setting, raw: str) -> str:

@@ -13,6 +13,7 @@ from tortoise.expressions import Q
 
 from services import metrics
 from services.channels import Channels
+from services.commands import spelled
 from services.digest import MorningDigest
 from services.i18n import Catalogs
 from services.key_expiry import KeyExpiry
@@ -134,8 +135,8 @@ class Duties:
             tr = self._catalogs.for_member(owner, seller)
             await self._channels.send(owner, View(text=tr.gettext(
                 "⚠️ Ozon refused the API key of seller {client_id} ({reason}). New orders are not being "
-                "fetched. Create a new key in the Ozon cabinet and send /connect {client_id} <new key>.").format(
-                client_id=seller.client_id, reason=exc.reason)))
+                "fetched. Create a new key in the Ozon cabinet and connect it with {connect}.").format(
+                client_id=seller.client_id, reason=exc.reason, connect=spelled(owner.channel, tr.locale)["connect"])))
 
     async def retry_work(self) -> None:
         await self._outbox.recover_interrupted()

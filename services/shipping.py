@@ -12,6 +12,7 @@ from tortoise.transactions import in_transaction
 from services.actions import Action
 from services.cards import CardCopies, courier_name
 from services.channels import Channels
+from services.commands import spelled
 from services.i18n import Catalogs
 from services.lease import Lease
 from services.outbox import Outbox
@@ -199,8 +200,9 @@ class Shipping(TrackingSteps):
             await self._intent_error(intent, exc, retry=False)
             await Posting.filter(id=posting.id).update(stage=Stage.COURIER)
             await self._refresh(posting.id)
-            return Answer(toast=_("Ozon refused the API key ({reason}). The owner should /connect a new key, "
-                                  "then press Packed again.").format(reason=exc.token), alert=True)
+            return Answer(toast=_("Ozon refused the API key ({reason}). The owner should connect a new key with "
+                                  "{connect}, then press Packed again.").format(
+                reason=exc.token, connect=spelled(member.channel, tr.locale)["connect"]), alert=True)
         except OzonError as exc:
             await self._intent_error(intent, exc, retry=False)
             return await self._ship_refused(member, posting, exc)

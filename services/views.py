@@ -39,3 +39,8 @@ class Answer:
     replies: list[View] = field(default_factory=list)  # new messages to the actor's chat
     alert: bool = False  # show the toast as a modal alert (refusals)
     edit: View | None = None  # replaces the message whose button was pressed (menus that change in place)
+
+    def views(self) -> list[View]:
+        """Everything in the answer as messages, for a surface that can neither pop a toast nor edit."""
+        return ([View(text=self.toast)] if self.toast else []) + ([self.edit] if self.edit else []) + \
+            list(self.replies)

@@ -363,3 +363,21 @@ async def test_card_edits_of_one_posting_take_turns_and_leave_nothing_behind():
     assert order.index("b in") > order.index("a out")  # same posting: one after the other
     assert order.index("c in") < order.index("a out")  # another posting does not wait
     assert turns._locks == {}  # the map holds only keys in use
+
+
+def test_notices_name_the_commands_of_the_readers_own_surface():
+    """A digest or a key warning says 订单 / 连接 to a WeChat follower and /orders / /connect in Telegram: each
+    reader is told what to send where they read it (services.commands.spelled)."""
+    from services import digest, key_expiry
+    from services.commands import spelled
+    from services.i18n import Catalogs
+
+    catalogs, now = Catalogs(), datetime(2026, 12, 4, 1, 0, tzinfo=UTC)
+    seller = Seller(client_id=CLIENT_ID, key_expires_at=now + timedelta(days=3), timezone="Asia/Shanghai")
+    summary = digest.DigestSummary(pack_today=["87621408-0014-1"])
+    for channel, locale, orders, connect in (("wechat", "zh_CN", "订单", "连接"), ("telegram", "en", "/orders", "/connect"),
+                                             ("wecom", "ru", "заказы", "подключить")):
+        tr, commands = catalogs.translator(locale), spelled(channel, locale)
+        assert orders in digest.render(tr, summary, commands).text
+        warning = key_expiry.render(tr, seller, now, commands).text
+        assert connect in warning and ("/connect" in warning) == (channel == "telegram")

@@ -236,8 +236,8 @@ def test_the_proxy_examples_publish_every_route_but_metrics(make_settings, fake_
     settings = make_settings(wechat_app_id=OA_APP, wechat_app_secret=SecretStr(OA_SECRET),
                              wechat_token=SecretStr("oatoken123"), **_tg(fake_tg))
     services = build_services(settings)
-    channels = ChannelSet(telegram=TelegramChannel(services), wecom=WecomChannel(services),
-                        official=OfficialAccount(services))
+    channels = ChannelSet(telegram=TelegramChannel(services.chat_port()), wecom=WecomChannel(services.wechat_port()),
+                        official=OfficialAccount(services.wechat_port()))
     app = build_web_app(services, channels=channels)
     paths = {r.canonical for r in app.router.resources()}
     assert {"/metrics", "/health", "/telegram/webhook", "/ozon/push/{token}", "/a/{token}"} <= paths

@@ -41,7 +41,7 @@ async def test_robot_alerts_carry_the_action_page_link_within_the_rate_limit(ser
     member = await services.apps.add_robot(seller, url, name="打包群")
     assert (await services.apps.add_robot(seller, ROBOT_KEY)).id == member.id  # the same robot once
     assert ROBOT_KEY not in (await GroupRobot.get(member=member)).key_enc
-    sender = RobotSender(services, WechatHttp(), period=1.0)
+    sender = RobotSender(services.wechat_port(), WechatHttp(), period=1.0)
     services.channels.register(sender)
 
     postings = sandbox.generate_orders(CLIENT_ID, 25, flows=["non_integrated"])

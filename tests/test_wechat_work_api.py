@@ -61,7 +61,7 @@ async def test_known_answer_callbacks_through_the_route(make_settings, sandbox, 
                                                   aes_key=verify["encoding_aes_key"])
         user = "mycreate" if "90968" in message["id"] else "ChenJiaShun"
         fake_wecom.add_app(verify["receive_id"], SECRET, 218, [user])
-        channel = WecomChannel(services)
+        channel = WecomChannel(services.wechat_port())
         services.channels.register(channel)
         web_app = web.Application()
         web_app.add_routes(channel.routes())
@@ -98,7 +98,7 @@ async def test_tokens_cached_refreshed_and_retried_a_bounded_number_of_times(mak
                                                   token=new_token(), aes_key=new_aes_key())
         fake_wecom.add_app("wwcorp01", SECRET, 7, ["u1"])
         http = WechatHttp(busy_delay=0.01)
-        channel = WecomChannel(services, http)
+        channel = WecomChannel(services.wechat_port(), http)
         member = await channel.join(app, "u1")
         for _ in range(3):
             await channel.send(member, View(text="你好"))
@@ -126,7 +126,7 @@ async def test_tokens_cached_refreshed_and_retried_a_bounded_number_of_times(mak
         wrong = await services.apps.configure_wecom(seller, corp_id="wwcorp01", agent_id="7", secret="x" * 20,
                                                     token=new_token(), aes_key=new_aes_key())
         with pytest.raises(WechatApiError) as refused:  # a wrong secret is reported, not retried forever
-            await WecomChannel(services, WechatHttp()).sync_members(wrong)
+            await WecomChannel(services.wechat_port(), WechatHttp()).sync_members(wrong)
         assert refused.value.errcode == 40001
         await channel.close()
     finally:
@@ -140,7 +140,7 @@ async def test_per_member_limit_is_respected(make_settings, sandbox, fake_wecom)
         app = await services.apps.configure_wecom(seller, corp_id="wwcorp02", agent_id="8", secret=SECRET,
                                                   token=new_token(), aes_key=new_aes_key())
         fake_wecom.add_app("wwcorp02", SECRET, 8, ["u1"])
-        channel = WecomChannel(services, WechatHttp())
+        channel = WecomChannel(services.wechat_port(), WechatHttp())
         channel.limiter = SlidingWindow(5, 1.0)  # WeCom's 30 a minute, scaled down to 5 a second
         fake_wecom.member_period = 1.0
         member = await channel.join(app, "u1")

@@ -13,14 +13,14 @@ from aiohttp import web
 from tortoise.exceptions import IntegrityError
 from wechatpy.replies import TextReply
 
-from bot.app import Services
 from handlers.bodies import read_body
+from handlers.ports import WechatPort
 from handlers.wechat import crypto
 from handlers.wechat.api import WechatApiError, WechatHttp
-from handlers.wechat.commands import help_text
-from handlers.wechat.conversation import not_on_desk, text_replies, translator
 from handlers.wechat.crypto import dedupe_key
 from handlers.wechat.official_sender import CHANNEL, OfficialSender
+from services.commands import OFFICIAL, Verb
+from services.conversation import Caller
 from services.ratelimit import InboundLimiter
 from services.storage.models import InboundCallback, Member
 from services.views import View
@@ -30,18 +30,23 @@ QR_PER_MINUTE = 10  # binding QR pages a client address may ask for a minute: a 
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
 REPLY_BUDGET = 4.0  # seconds of WeChat's 5 we spend before answering 'success' and replying later
-MENU = {"button": [{"type": "click", "name": "待打包", "key": "ORDERS"},
-                   {"type": "click", "name": "查询订单", "key": "QUERY"},
-                   {"type": "click", "name": "帮助", "key": "HELP"}]}
+# what the account offers, in WeChat's own menu: three top buttons, the desk's other commands under 更多
+MENU_VERBS = {"ORDERS": Verb.ORDERS, "SETTINGS": Verb.SETTINGS, "INVITE": Verb.INVITE, "MEMBERS": Verb.MEMBERS,
+              "CONNECT": Verb.CONNECT, "HELP": Verb.HELP}
+MENU = {"button": [
+    {"type": "click", "name": "待打包", "key": "ORDERS"},
+    {"type": "click", "name": "查询订单", "key": "QUERY"},
+    {"name": "更多", "sub_button": [{"type": "click", "name": name, "key": key} for name, key in (
+        ("设置", "SETTINGS"), ("邀请打包员", "INVITE"), ("成员", "MEMBERS"), ("连接店铺", "CONNECT"), ("帮助", "HELP"))]},
+]}
 BIND_PREFIX = "bind_"
 
 
 class OfficialAccount(OfficialSender):
-    def __init__(self, services: Services, http: WechatHttp | None = None):
-        super().__init__(services, http or WechatHttp(on_secret=services.redactor.add))
-        settings = services.settings
-        self._token = settings.wechat_token.get_secret_value()
-        self._aes_key = settings.wechat_aes_key.get_secret_value() if settings.wechat_aes_key else None
+    def __init__(self, port: WechatPort, http: WechatHttp | None = None):
+        super().__init__(port, http or WechatHttp(on_secret=port.redactor.add))
+        self._token = port.official.token
+        self._aes_key = port.official.aes_key
         self._tasks: set[asyncio.Task] = set()
         self._qr_limit = InboundLimiter(per_member=QR_PER_MINUTE, per_chat=0)  # per client address (H2)
 
@@ -170,38 +175,33 @@ class OfficialAccount(OfficialSender):
 
     async def _views_for(self, message) -> list[View]:
         openid = message.source
-        member = await self._member(openid)
+        caller = await self.s.conversation.caller(OFFICIAL, openid, chat_id=openid)
+        conversation = self.s.conversation
         if message.type == "text":
-            return await text_replies(self.s, channel=CHANNEL, external_id=openid, member=member,
-                                      text=message.content or "", chat_id=openid, name="")
+            return (await conversation.text(caller, message.content or "")).views()
         if message.type != "event":
             return []
-        tr = await translator(self.s, CHANNEL, openid, member)
         event = message.event
         if event in ("subscribe_scan", "scan") and str(message.scene_id or "").startswith(BIND_PREFIX):
-            code = str(message.scene_id)[len(BIND_PREFIX):]
-            return await text_replies(self.s, channel=CHANNEL, external_id=openid, member=member,
-                                      text=f"加入 {code}", chat_id=openid)
+            return (await conversation.join(caller, str(message.scene_id)[len(BIND_PREFIX):])).views()
         if event in ("subscribe", "subscribe_scan"):
-            if member is not None:  # back after unsubscribing: alerts resume
+            if caller.member is not None:  # back after unsubscribing: alerts resume
                 await Member.filter(channel=CHANNEL, external_id=openid).update(chat_id=openid)
-                return [View(text=help_text(tr))]
-            return [View(text=help_text(tr)), not_on_desk(tr)]
+            return (await conversation.command(caller, Verb.START)).views()
         if event == "unsubscribe":
             await Member.filter(channel=CHANNEL, external_id=openid).update(chat_id=None)
             return []
         if event == "click":
-            return await self._menu(message.key, openid, member, tr)
+            return await self._menu(message.key, caller)
         return []
 
-    async def _menu(self, key: str, openid: str, member: Member | None, tr) -> list[View]:
-        if key == "HELP":
-            return [View(text=help_text(tr))]
-        if member is None or member.role not in ("owner", "packer"):
-            return [not_on_desk(tr)]
-        if key == "ORDERS":
-            return [await self.s.desk.orders_view(member)]
-        return [View(text=tr.gettext("Send the posting, order or tracking number."))]
+    async def _menu(self, key: str, caller: Caller) -> list[View]:
+        verb = MENU_VERBS.get(key)
+        if verb is not None:
+            return (await self.s.conversation.command(caller, verb)).views()
+        if not caller.on_desk:
+            return (await self.s.conversation.command(caller, Verb.ORDERS)).views()  # the refusal, in its words
+        return [View(text=caller.tr.gettext("Send the posting, order or tracking number."))]
 
     # ---- binding QR ----------------------------------------------------------------------------
     async def qr_redirect(self, request: web.Request) -> web.Response:

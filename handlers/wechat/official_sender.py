@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from datetime import timedelta
 from urllib.parse import quote
 
-from bot.app import Services
-from handlers.wechat.api import AppAuth, WechatHttp, refusal
+from handlers.action_page import write_flash
+from handlers.ports import WechatPort
+from handlers.wechat.api import AppAuth, WechatApiError, WechatHttp, refusal
 from handlers.wechat.render import cut_bytes
 from services.cards import status_words
 from services.desk import normalize_code
 from services.ozon.models import Posting as OzonPosting
 from services.storage.models import Invite, Member, Posting, Seller, WechatQrCode
-from services.views import View
+from services.views import Answer, View
 
 log = logging.getLogger(__name__)
+WINDOW_CLOSED = (45015, 45047)  # out of the 48-hour window; its 5 messages used up (wechat.md §4)
 CHANNEL = "wechat"
 QR_IMAGE = "https://mp.weixin.qq.com/cgi-bin/showqrcode?ticket="
 MAX_QR_SECONDS = 2592000  # temporary QR codes live at most 30 days
@@ -27,17 +30,16 @@ class OfficialSender:
     channel = CHANNEL
     refusal = staticmethod(refusal)  # what the outbox stops retrying
 
-    def __init__(self, services: Services, http: WechatHttp):
-        self.s = services
+    def __init__(self, port: WechatPort, http: WechatHttp):
+        self.s = port
         self.http = http
-        settings = services.settings
-        self.app_id = settings.wechat_app_id or ""
-        secret = settings.wechat_app_secret.get_secret_value() if settings.wechat_app_secret else ""
-        self.template_id = settings.wechat_template_id
-        self.auth = AppAuth(cache_key=f"oa:{self.app_id}", base_url=settings.wechat_api_url.rstrip("/") + "/cgi-bin/",
+        config = port.official
+        self.app_id = config.app_id
+        self.template_id = config.template_id
+        self.auth = AppAuth(cache_key=f"oa:{self.app_id}", base_url=config.api_url.rstrip("/") + "/cgi-bin/",
                             token_path="stable_token", token_post=True,
-                            token_params={"grant_type": "client_credential", "appid": self.app_id, "secret": secret,
-                                          "force_refresh": False})
+                            token_params={"grant_type": "client_credential", "appid": self.app_id,
+                                          "secret": config.app_secret, "force_refresh": False})
 
     async def call(self, path: str, **kwargs):
         return await self.http.call(self.auth, path, **kwargs)
@@ -47,9 +49,31 @@ class OfficialSender:
         posting_id = self._posting_id(view)
         if posting_id is not None and self.template_id:
             return await self._template(member, view, posting_id)
-        await self.call("message/custom/send", json={"touser": member.chat_id, "msgtype": "text",
-                                                     "text": {"content": self.as_text(member, view)}})
+        try:
+            await self.call("message/custom/send", json={"touser": member.chat_id, "msgtype": "text",
+                                                         "text": {"content": self.as_text(member, view)}})
+        except WechatApiError as exc:
+            if exc.errcode not in WINDOW_CLOSED or not self.template_id:
+                raise
+            return await self._notice(member, view)  # outside the 48 hours: a template message still arrives
         return None
+
+    async def _notice(self, member: Member, view: View) -> str:
+        """A text (digest, key expiry, a connected key) as a template message whose link opens the action page
+        with the whole text on it; the template's fields carry the seller, the headline and the time."""
+        seller = await Seller.get(id=member.seller_id)
+        tr = self.s.catalogs.for_member(member, seller)
+        token = self.s.links.token(member.id)
+        url = f"{self.s.links.url_of(token)}?f={write_flash(self.s.box, token, Answer(toast=view.text))}"
+        lines = [line for line in (view.text or "—").splitlines() if line.strip()] or ["—"]
+        body = {"touser": member.chat_id, "template_id": self.template_id, "url": url, "data": {
+            "character_string1": {"value": seller.client_id[:32]},
+            "thing2": {"value": _thing(re.sub(r"^\W+", "", lines[0]))},
+            "time3": {"value": self.s.clock().astimezone(tr.zone).strftime("%Y年%m月%d日 %H:%M")},
+            "thing4": {"value": _thing(lines[1] if len(lines) > 1 else tr.gettext("Open for details"))},
+        }}
+        answer = await self.call("message/template/send", json=body)
+        return f"tpl:{answer.get('msgid', '')}"
 
     async def edit(self, member: Member, message_ref: str, view: View) -> None:
         return None  # sent WeChat messages cannot be changed; the action page always shows the current state
@@ -88,7 +112,7 @@ class OfficialSender:
         return cut_bytes(text, 2000)
 
     def _posting_id(self, view: View) -> int | None:
-        ids = {a.posting_id for a in (self.s.codec.decode(b.action) for b in view.flat_buttons) if a}
+        ids = {a.posting_id for a in (self.s.codec.decode(b.action) for b in view.flat_buttons) if a and a.posting_id}
         return ids.pop() if len(ids) == 1 else None
 
     # ---- binding QR ----------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from bot.app import Services
+from handlers.ports import WechatPort
 from handlers.wechat import render
 from handlers.wechat.api import SlidingWindow, WechatHttp, refusal
 from services.storage.models import Member, Seller
@@ -19,8 +19,8 @@ class RobotSender:
     channel = ROBOT_CHANNEL
     refusal = staticmethod(refusal)  # what the outbox stops retrying
 
-    def __init__(self, services: Services, http: WechatHttp, *, limit: int = ROBOT_LIMIT, period: float = 60.0):
-        self.s = services
+    def __init__(self, port: WechatPort, http: WechatHttp, *, limit: int = ROBOT_LIMIT, period: float = 60.0):
+        self.s = port
         self.http = http
         self.limiter = SlidingWindow(limit, period)
 
@@ -32,7 +32,7 @@ class RobotSender:
         tr = self.s.catalogs.for_member(member, await Seller.get(id=member.seller_id))
         content = render.robot_markdown(tr, view, self._link(member, view))
         await self.limiter.acquire(key, wait=False)  # a full minute defers the alert, it never blocks others
-        base = self.s.settings.wecom_api_url.rstrip("/")
+        base = self.s.wecom_api_url.rstrip("/")
         await self.http.post_plain(f"{base}/cgi-bin/webhook/send?key={key}", "webhook/send",
                                    {"msgtype": "markdown", "markdown": {"content": content}})
         return None  # a robot message cannot be edited: nothing to keep
@@ -42,7 +42,7 @@ class RobotSender:
 
     def _link(self, member: Member, view: View) -> str | None:
         """The action page for the posting the view is about (or the member's page for a list)."""
-        ids = {a.posting_id for a in (self.s.codec.decode(b.action) for b in view.flat_buttons) if a}
+        ids = {a.posting_id for a in (self.s.codec.decode(b.action) for b in view.flat_buttons) if a and a.posting_id}
         if not view.buttons:
             return None
         return self.s.links.url(member.id, ids.pop() if len(ids) == 1 else None)

@@ -9,20 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 
 from aiohttp import web
 from tortoise.exceptions import IntegrityError
 
-from bot.app import Services
 from handlers.bodies import read_body
+from handlers.ports import WechatPort
 from handlers.wechat import crypto, render
 from handlers.wechat.api import WechatApiError, WechatHttp
-from handlers.wechat.commands import help_text
-from handlers.wechat.conversation import answer_views, text_replies, translator
 from handlers.wechat.crypto import dedupe_key
 from handlers.wechat.work_sender import CHANNEL, WecomSender
+from services.commands import WECOM, Verb
+from services.conversation import Caller
+from services.members import REMOVED
 from services.storage.models import InboundCallback, Member, WecomApp, WecomCard
-from services.views import Answer, View
+from services.views import View
 
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
@@ -31,8 +33,8 @@ MAX_BODY = 64 * 1024
 class WecomChannel(WecomSender):
     """The WeCom surface: inbound callbacks for every seller's app and the sender the Notifier uses."""
 
-    def __init__(self, services: Services, http: WechatHttp | None = None):
-        super().__init__(services, http or WechatHttp(on_secret=services.redactor.add))
+    def __init__(self, port: WechatPort, http: WechatHttp | None = None):
+        super().__init__(port, http or WechatHttp(on_secret=port.redactor.add))
         self._tasks: set[asyncio.Task] = set()
 
     def routes(self) -> list[web.RouteDef]:
@@ -104,14 +106,15 @@ class WecomChannel(WecomSender):
         try:
             app = await WecomApp.get(id=app_id)
             member = await self.join(app, message.source)
+            caller = await self.s.conversation.caller(WECOM, member.external_id, chat_id=member.chat_id,
+                                                      name=member.name, member=member)
             if message.type == "event":
-                await self._on_event(app, member, message)
+                await self._on_event(app, caller, message)
             elif message.type == "text":
-                await self._reply(member, await text_replies(
-                    self.s, channel=CHANNEL, external_id=member.external_id, member=member,
-                    text=message.content or ""))
+                answer = await self.s.conversation.text(caller, message.content or "")
+                await self._reply(member, answer.views())
             elif message.type == "image":
-                await self._on_image(app, member, message)
+                await self._on_image(app, caller, message)
         except Exception:  # a background job must never die silently
             log.exception("WeCom %s from a member of app %s failed", message.type, app_id)
 
@@ -121,21 +124,24 @@ class WecomChannel(WecomSender):
         member = await Member.get_or_none(seller_id=app.seller_id, channel=CHANNEL, external_id=external_id)
         if member is not None and member.chat_id == user_id and (role != "owner" or member.role == "owner"):
             return member
+        if member is not None and member.role == REMOVED and role != "owner":
+            return member  # the owner took them off the desk: being in the app does not bring them back
         seller = await app.seller
         locale = await self.s.desk.stored_locale(CHANNEL, external_id) or "zh_CN"
         return await self.s.desk.join_as(seller, channel=CHANNEL, external_id=external_id, chat_id=user_id,
                                          name=user_id, locale=locale, role=role)
 
-    async def _on_event(self, app: WecomApp, member: Member, event) -> None:
+    async def _on_event(self, app: WecomApp, caller: Caller, event) -> None:
+        member = caller.member
         if event.event == "template_card_event":
-            await self._on_click(app, member, event)
+            await self._on_click(app, caller, event)
         elif event.event == "subscribe":
-            tr = await translator(self.s, CHANNEL, member.external_id, member)
-            await self._reply(member, [View(text=help_text(tr))])
+            await self._reply(member, (await self.s.conversation.command(caller, Verb.HELP)).views())
         elif event.event == "unsubscribe":
             await Member.filter(id=member.id).update(chat_id=None)  # left the app: no more alerts
 
-    async def _on_click(self, app: WecomApp, member: Member, event) -> None:
+    async def _on_click(self, app: WecomApp, caller: Caller, event) -> None:
+        member = caller.member
         key = event.key or ""
         if key == render.PICK_KEY:  # the dropdown's confirm button: the chosen option is the action
             chosen = crypto.selected_options(event)
@@ -143,24 +149,21 @@ class WecomChannel(WecomSender):
         await WecomCard.filter(task_id=event.task_id, member=member).update(response_code=event.response_code)
         batch, token = self.open_batch()
         try:
-            answer = await self.s.buttons.press(member, key)
+            answer = await self.s.conversation.press(caller, key)
         finally:
             updated = await self.close_batch(batch, token)
+        if answer.edit is not None and await self.apply_edit(member, event.task_id, answer.edit):
+            updated.add(event.task_id)  # a menu that changes in place (settings): the click's code pays for it
+            answer = replace(answer, edit=None)
         if event.task_id not in updated and not answer.toast and not answer.replies:
             return
         # a toast confirms what the updated card already shows; refusals and news are sent as text
-        views = answer_views(answer) if answer.alert or event.task_id not in updated else list(answer.replies)
+        views = answer.views() if answer.alert or event.task_id not in updated else list(answer.replies)
         await self._reply(member, views)
 
-    async def _on_image(self, app: WecomApp, member: Member, message) -> None:
-        creds = self.credentials(app)
-        data = await self.download(creds, message._data.get("MediaId", ""))
-        answer = await self.s.shipping.submit_photo(member, data)
-        if answer is None:
-            tr = await translator(self.s, CHANNEL, member.external_id, member)
-            answer = Answer(toast=tr.gettext("I read waybill photos when I ask for a waybill number: press "
-                                             "Packed first, or type the number."))
-        await self._reply(member, answer_views(answer))
+    async def _on_image(self, app: WecomApp, caller: Caller, message) -> None:
+        data = await self.download(self.credentials(app), message._data.get("MediaId", ""))
+        await self._reply(caller.member, (await self.s.conversation.photo(caller, data)).views())
 
     async def _reply(self, member: Member, views: list[View]) -> None:
         for view in views:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from bot.app import Services
+from handlers.ports import WechatPort
 from handlers.wechat import render
 from handlers.wechat.api import AppAuth, SlidingWindow, WechatApiError, WechatHttp, refusal
 from services.storage.models import Member, Seller, WecomApp, WecomCard
@@ -37,8 +37,8 @@ class WecomSender:
     channel = CHANNEL
     refusal = staticmethod(refusal)  # what the outbox stops retrying
 
-    def __init__(self, services: Services, http: WechatHttp, *, member_limit: int = MEMBER_LIMIT):
-        self.s = services
+    def __init__(self, port: WechatPort, http: WechatHttp, *, member_limit: int = MEMBER_LIMIT):
+        self.s = port
         self.http = http
         self.limiter = SlidingWindow(member_limit, 60.0)
 
@@ -46,7 +46,7 @@ class WecomSender:
     def auth(self, creds: WecomCredentials) -> AppAuth:
         digest = hashlib.sha256(creds.secret.encode()).hexdigest()[:12]
         return AppAuth(cache_key=f"wecom:{creds.corp_id}:{creds.agent_id}:{digest}",
-                       base_url=self.s.settings.wecom_api_url.rstrip("/") + "/cgi-bin/",
+                       base_url=self.s.wecom_api_url.rstrip("/") + "/cgi-bin/",
                        token_path="gettoken", token_params={"corpid": creds.corp_id, "corpsecret": creds.secret})
 
     def credentials(self, app: WecomApp) -> WecomCredentials:
@@ -163,7 +163,7 @@ class WecomSender:
 
     def _posting_id(self, view: View) -> int | None:
         """The posting a view is about, when all its buttons are about one (not a list of orders)."""
-        ids = {a.posting_id for a in (self.s.codec.decode(b.action) for b in view.flat_buttons) if a}
+        ids = {a.posting_id for a in (self.s.codec.decode(b.action) for b in view.flat_buttons) if a and a.posting_id}
         return ids.pop() if len(ids) == 1 else None
 
     def _is_courier_choice(self, view: View) -> bool:

@@ -143,9 +143,23 @@ class FakeOfficialAccount:
         return {"errcode": 0, "errmsg": "ok"}
 
     def _menu(self, body: dict) -> dict:
+        """WeChat's custom-menu rules (mp.weixin.qq.com 自定义菜单创建接口): 1-3 top buttons of at most 16 bytes,
+        each either an action or up to 5 sub-buttons of at most 60 bytes; a click carries a key of at most 128."""
         buttons = body.get("button") or []
         if not 0 < len(buttons) <= 3 or any(len(b.get("name", "").encode()) > 16 for b in buttons):
             raise _Err(40017, "invalid button")
+        for button in buttons:
+            subs = button.get("sub_button")
+            if subs is not None and not (0 < len(subs) <= 5):
+                raise _Err(40023, "invalid sub button size")
+            for item in subs or [button]:
+                if subs is not None and not 0 < len(item.get("name", "").encode()) <= 60:
+                    raise _Err(40018, "invalid button name size")
+                if item.get("type") == "click" and not 0 < len(str(item.get("key", "")).encode()) <= 128:
+                    raise _Err(40019, "invalid button key size")
+                if item.get("type") not in ("click", "view", "scancode_push", "scancode_waitmsg", "pic_sysphoto",
+                                            "location_select", "media_id", "article_id", "miniprogram"):
+                    raise _Err(40016, "invalid button type")
         self.menu = body
         return {"errcode": 0, "errmsg": "ok"}
 

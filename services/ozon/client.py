@@ -5,6 +5,9 @@ retrying (429, 5xx, ``Circle is open``, timeouts, dropped connections) with expo
 jitter, never retries other 4xx (Ozon would only repeat the business error), and turns failures into
 the typed errors of ``services.ozon.errors``. The endpoint methods above it only build request bodies
 and parse responses defensively, because Ozon's payloads drift (see ``models``).
+
+Why one file of ~650 lines: it is one class whose methods mirror Ozon's endpoints one to one, each a few
+lines over the shared ``_call``; split by endpoint family they would each need the loop's privates.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ Ozon's payloads drift: fields appear, disappear, turn null, change from a string
 optional with a sensible default, a value of the wrong shape degrades to that default, unknown
 fields are kept (``extra="allow"``) and unknown statuses stay plain strings. The one hard requirement
 is ``Posting.posting_number``, the primary key everything else hangs off.
+
+Why one file of ~550 lines: the models nest (a posting holds products, analytics, financial data,
+requirements) and share the tolerant base and coercers; they are read together against Ozon's spec.
 """
 
 from __future__ import annotations
