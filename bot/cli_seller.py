@@ -92,6 +92,8 @@ async def seller_wecom(services: Services, args) -> int:
             await channel.join(app, owner, role="owner")
         users = await channel.sync_members(app)
         print(f"app members on the desk: {', '.join(users) or '-'}")
+        await channel.setup_menu(app)
+        print("app menu: 待打包 · 查询订单 · 更多 (设置, 成员, 连接店铺, 帮助)")
     except WechatApiError as exc:
         # not fatal: members join when they first write to the app
         print(f"warning: WeCom did not list the app's members ({exc.errcode} {exc.errmsg}); they join the desk "
