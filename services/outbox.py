@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 # what an event does: edit every copy of the posting's card, and/or message the desk (card, reminder, notice)
 REFRESH_CARD = frozenset({EventKind.STATUS, EventKind.DEADLINE, EventKind.CANCELLED, EventKind.ANNOUNCE,
                           EventKind.CANCEL_ASKED, EventKind.CANCEL_DECIDED})
-TELL_DESK = frozenset({EventKind.NEW, EventKind.REMIND, EventKind.CANCELLED, EventKind.ANNOUNCE,
+TELL_DESK = frozenset({EventKind.NEW, EventKind.REMIND, EventKind.CANCELLED, EventKind.ANNOUNCE, EventKind.TRACE,
                        EventKind.CANCEL_ASKED, EventKind.CANCEL_REMIND})
 # a failed send is tried again after RETRY_FIRST, doubling up to RETRY_CAP, for as long as the alert still
 # matters and at most RETRY_FOR after it first failed; delivered later than LATE_AFTER, it says so

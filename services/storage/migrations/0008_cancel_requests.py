@@ -6,7 +6,7 @@ from tortoise.migrations import operations as ops
 class Migration(migrations.Migration):
     """Issue 16 item 1: buyers' rFBS cancellation requests, polled from Ozon, and every chat copy of their card."""
 
-    dependencies = [('ozonbot', '0006_people')]
+    dependencies = [('ozonbot', '0007_kuaidi100')]
 
     initial = False
 
