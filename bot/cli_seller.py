@@ -29,7 +29,7 @@ async def seller_command(settings: Settings, args) -> int:
     setup_logging("WARNING", services.redactor)
     for name in ("api_key", "secret", "aes_key", "token", "key"):
         services.redactor.add(getattr(args, name, None))
-    await services.start(schedule=False)
+    await services.start(schedule=False, claims=False)  # the live service's claims are not ours (M3)
     try:
         if args.action == "add":
             return await _seller_add(services, args)
@@ -91,6 +91,8 @@ async def seller_wecom(services: Services, args) -> int:
             await channel.join(app, owner, role=Role.OWNER)
         users = await channel.sync_members(app)
         print(f"app members on the desk: {', '.join(users) or '-'}")
+        await channel.setup_menu(app)
+        print("app menu: 待打包 · 查询订单 · 更多 (设置, 成员, 连接店铺, 帮助)")
     except WechatApiError as exc:
         # not fatal: members join when they first write to the app
         print(f"warning: WeCom did not list the app's members ({exc.errcode} {exc.errmsg}); they join the desk "

@@ -13,7 +13,7 @@ from tortoise.expressions import Q
 
 from services import metrics, reminders
 from services.cards import CardCopies
-from services.channels import Channels, DeliveryDeferred, DeliveryRefused
+from services.channels import Channels, DeliveryDeferred, DeliveryRefused, DeliveryUncertain
 from services.durations import in_quiet_hours
 from services.i18n import Catalogs
 from services.lease import Lease
@@ -31,6 +31,7 @@ RETRY_FIRST = timedelta(seconds=15)
 RETRY_CAP = timedelta(minutes=5)
 RETRY_FOR = timedelta(hours=24)
 LATE_AFTER = timedelta(minutes=1)
+UNCERTAIN = "uncertain:"  # notification.error of a failure after which the message may have arrived
 # events per read; new orders that arrive meanwhile are looked for again after each batch, so the other
 # kinds come in small batches
 NEW_BATCH, OTHER_BATCH = 50, 10
@@ -121,6 +122,10 @@ class Outbox:
                 await Notification.filter(id=note.id).update(state=NotificationState.SKIPPED, claimed_by=None)
                 return
         late = self._late_marker(note, member, seller)
+        if not marker and (note.error or "").startswith(UNCERTAIN):  # L5: the last try may have arrived
+            marker = self._catalogs.for_member(member, seller).gettext(
+                "↻ Sent again: the chat did not confirm the first try; if you already have this message, ignore "
+                "one copy.") + "\n"
         if marker or late or silent:
             view = View(text=late + marker + view.text, buttons=view.buttons, attachment=view.attachment,
                         silent=silent)
@@ -166,8 +171,10 @@ class Outbox:
             log.warning("delivery to member %s failed (attempt %s): %s", member.id, note.attempts,
                         type(exc).__name__)
             metrics.ALERTS_FAILED.labels(member.channel).inc()
+            # only the kind is stored (L4: a message may carry a URL, and a URL the bot token)
+            error = f"{UNCERTAIN} {exc}" if isinstance(exc, DeliveryUncertain) else type(exc).__name__
             await Notification.filter(id=note.id).update(
-                state=NotificationState.FAILED, error=type(exc).__name__, attempts=note.attempts, claimed_by=None,
+                state=NotificationState.FAILED, error=error, attempts=note.attempts, claimed_by=None,
                 failed_since=since, next_attempt_at=now + self.backoff(note.attempts))
             return None
         await Notification.filter(id=note.id).update(attempts=note.attempts)

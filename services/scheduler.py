@@ -114,6 +114,12 @@ class Duties:
                 backoff = min(600.0, self._interval * 2 ** state.consecutive_errors)
                 state.next_poll_at = self._clock() + timedelta(seconds=backoff)
                 log.warning("poll of seller %s failed (%s); next in %.0fs", seller.id, exc.token, backoff)
+            except Exception as exc:  # L3: our own failure backs off too, instead of a poll every tick
+                state.consecutive_errors += 1
+                state.last_error = type(exc).__name__
+                backoff = min(600.0, self._interval * 2 ** state.consecutive_errors)
+                state.next_poll_at = self._clock() + timedelta(seconds=backoff)
+                log.exception("poll of seller %s failed unexpectedly; next in %.0fs", seller.id, backoff)
             else:
                 state.consecutive_errors = 0
                 state.fingerprint = report.fingerprint

@@ -250,3 +250,77 @@ async def test_a_state_push_we_already_hold_costs_no_ozon_read_and_a_new_state_d
     assert sandbox.calls == []
     await services.sync.handle_push(seller, {**push, "new_state": "posting_created"})  # may hide ship_failed
     assert [c.path for c in sandbox.calls] == ["/v3/posting/fbs/get"]
+
+
+async def test_a_seller_command_beside_a_live_service_leaves_its_claims_alone(make_settings, sandbox):
+    """M3: on SQLite every process has one owner name, so `ozonbot seller list` beside a live service used to
+    release the service's claims: a ship or a send in flight was then run a second time by the retry job."""
+    from services.lease import SQLITE_OWNER
+    from services.storage.models import Intent
+
+    settings = make_settings(ozon_api_url=sandbox.base_url)
+    live = build_services(settings)
+    await live.start(schedule=False)
+    channel = RecordingChannel()
+    live.channels.register(channel)
+    seller = await _desk(live, members=1)
+    sandbox.generate_orders(CLIENT_ID, 1)
+    await live.sync.poll(seller)
+    row = await Posting.first()
+    running = await Intent.create(posting=row, kind="ship", key="", state="pending", claimed_by=live.lease.owner,
+                                  next_attempt_at=live.lease.expiry())
+    note = await Notification.first()
+    await Notification.filter(id=note.id).update(state="sending", claimed_by=live.lease.owner,
+                                                 claim_until=live.lease.expiry())
+    env = {**os.environ, "OZONBOT_OZON_API_URL": settings.ozon_api_url, "OZONBOT_DATA_DIR": str(settings.data_dir),
+           "OZONBOT_DATABASE_URL": settings.db_url, "OZONBOT_SECRET_KEY": settings.secret_key.get_secret_value()}
+    done = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "bot.cli", "seller", "list"], env=env,
+                                   capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    intent = await Intent.get(id=running.id)
+    assert intent.claimed_by == live.lease.owner and intent.next_attempt_at >= running.next_attempt_at
+    assert (await Notification.get(id=note.id)).claim_until > live.clock()
+    assert await live.runner.retry_due() == 0 and await live.outbox.recover_interrupted() == 0
+    assert live.lease.owner == SQLITE_OWNER or settings.db_url.startswith("postgres")
+    await live.stop()
+
+
+async def test_a_status_push_is_read_while_only_a_late_label_is_pending(services, sandbox):
+    """L12: any pending intent made status pushes be ignored, a late label too (pending for hours)."""
+    from services.storage.models import Intent
+
+    seller = await _desk(services, members=1)
+    (order,) = sandbox.generate_orders(CLIENT_ID, 1)
+    await services.sync.poll(seller)
+    row = await Posting.get(posting_number=order["posting_number"])
+    await Intent.create(posting=row, kind="label", key="", state="pending")
+    sandbox.cancel(CLIENT_ID, row.posting_number)
+    reads = len(sandbox.calls_to("/v3/posting/fbs/get"))
+    await services.sync.handle_push(seller, {"message_type": "TYPE_STATE_CHANGED", "posting_number": row.posting_number,
+                                             "new_state": "posting_in_carriage"})
+    assert len(sandbox.calls_to("/v3/posting/fbs/get")) == reads + 1
+    assert (await Posting.get(id=row.id)).stage == "cancelled"
+
+
+async def test_a_poll_that_fails_unexpectedly_backs_off_and_odd_dates_do_not_break_a_posting(services, monkeypatch):
+    """L3: only Ozon errors backed off; any other exception left the seller due, polled every tick. And
+    numeric dates out of range (1e20, inf, NaN) raised in Posting.from_api."""
+    from datetime import timedelta
+
+    from services.ozon.models import Posting as OzonPosting
+    from services.storage.models import PollState
+
+    seller = await _desk(services, members=1)
+
+    async def broken_poll(*args, **kwargs):
+        raise RuntimeError("surprise")
+
+    monkeypatch.setattr(services.sync, "poll", broken_poll)
+    await services.duties.poll_due()
+    state = await PollState.get(seller=seller)
+    assert state.consecutive_errors == 1 and state.last_error == "RuntimeError"
+    assert state.next_poll_at > services.clock() + timedelta(seconds=60)
+    for odd in (1e20, float("inf"), float("nan"), -1e15):
+        posting = OzonPosting.from_api({"posting_number": "12345678-0001-1", "shipment_date": odd,
+                                        "in_process_at": odd})
+        assert posting.shipment_date is None and posting.posting_number == "12345678-0001-1"

@@ -87,7 +87,10 @@ def parse_utc(value: Any) -> datetime | None:
         except ValueError:
             return None
     elif isinstance(value, int | float) and not isinstance(value, bool):
-        parsed = datetime.fromtimestamp(value, UTC)
+        try:
+            parsed = datetime.fromtimestamp(value, UTC)
+        except (OverflowError, ValueError, OSError):  # L3: 1e20, inf, NaN, -1e15 (json.loads accepts NaN)
+            return None
     else:
         return None
     if parsed.tzinfo is None:
