@@ -12,6 +12,7 @@ from handlers.wechat.work import WecomChannel
 from services.desk import ConnectError
 from services.firstmile import AccountError
 from services.storage.models import Seller
+from services.storage.states import Role
 from services.wechat_apps import SetupError
 
 SETUP_HINTS = {
@@ -89,7 +90,7 @@ async def seller_wecom(services: Services, args) -> int:
     channel = WecomChannel(services.wechat_port())
     try:
         for owner in args.owner:
-            await channel.join(app, owner, role="owner")
+            await channel.join(app, owner, role=Role.OWNER)
         users = await channel.sync_members(app)
         print(f"app members on the desk: {', '.join(users) or '-'}")
         await channel.setup_menu(app)
