@@ -19,6 +19,8 @@ from services.channels import Channels
 from services.conversation import Conversation
 from services.desk import Desk
 from services.digest import MorningDigest
+from services.durations import parse_duration
+from services.firstmile import FirstMile
 from services.i18n import Catalogs
 from services.key_expiry import KeyExpiry
 from services.lease import Lease, process_name
@@ -71,6 +73,7 @@ class Services:
     conversation: Conversation
     background: Background
     connect_links: ConnectLinks
+    first_mile: FirstMile
     redactor: RedactingFilter = field(default_factory=RedactingFilter)
     stopped: bool = False
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack, repr=False)
@@ -85,6 +88,8 @@ class Services:
             stack.push_async_callback(db.close)
             await self.gateway.start()
             stack.push_async_callback(self.gateway.close)
+            await self.first_mile.start()
+            stack.push_async_callback(self.first_mile.close)
             if claims:
                 await self.lease.recover_own()
                 stack.push_async_callback(self.lease.release)  # another process takes the sellers over at once
@@ -150,8 +155,12 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
     gateway = OzonGateway(base_url=settings.ozon_api_url, box=box, trace_configs=[metrics.ozon_trace()],
                           retry=retry or RetryPolicy(timeout=settings.ozon_timeout, on_retry=metrics.ozon_retry))
     sync = OrderSync(gateway, clock=clock, on_events=outbox.dispatch_pending)
+    first_mile = FirstMile(box=box, api_url=settings.kuaidi100_api_url, callback_base=settings.base_url, clock=clock,
+                           on_change=cards.refresh, on_events=outbox.dispatch_pending,
+                           no_pickup_after=parse_duration(settings.kuaidi100_no_pickup),
+                           frozen_after=parse_duration(settings.kuaidi100_frozen))
     shipping = Shipping(gateway=gateway, channels=channels, cards=cards, catalogs=catalogs, lease=lease,
-                        outbox=outbox, clock=clock, label_delay=settings.label_delay)
+                        outbox=outbox, clock=clock, label_delay=settings.label_delay, watch=first_mile.watch)
     desk = Desk(gateway=gateway, box=box, catalogs=catalogs, cards=cards.renderer, channels=channels, clock=clock, default_timezone=settings.timezone,
                 default_quiet_hours=settings.quiet_hours)
     reminders = Reminders(outbox=outbox, clock=clock, leads=settings.leads,
@@ -161,7 +170,7 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
     duties = Duties(sync=sync, runner=runner, outbox=outbox, channels=channels, catalogs=catalogs,
                     lease=lease, clock=clock, poll_interval=settings.poll_interval,
                     reminders=reminders, digest=MorningDigest(board=board, clock=clock),
-                    key_expiry=KeyExpiry(board=board, clock=clock), tick=settings.tick)
+                    key_expiry=KeyExpiry(board=board, clock=clock), tick=settings.tick, first_mile=first_mile)
     preferences = Preferences(codec=codec, catalogs=catalogs, default_leads=settings.reminder_leads)
     roster = Roster(codec=codec, catalogs=catalogs, send=channels.send)
     buttons = ButtonRouter(codec=codec, shipping=shipping, preferences=preferences, roster=roster)
@@ -181,7 +190,7 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
                         limiter=InboundLimiter(per_member=settings.inbound_per_member,
                                                per_chat=settings.inbound_per_chat),
                         conversation=conversation, background=background, redactor=redactor,
-                        connect_links=connect_links)
+                        connect_links=connect_links, first_mile=first_mile)
     services.redactor.add(key)
     for secret in (settings.telegram_token, settings.wechat_app_secret, settings.wechat_token,
                    settings.wechat_aes_key, settings.metrics_token):

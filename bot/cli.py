@@ -72,6 +72,14 @@ def _parser() -> argparse.ArgumentParser:
     robot.add_argument("client_id", metavar="seller", help="the seller's Ozon Client-Id")
     robot.add_argument("--key", required=True, help="the robot's webhook URL or its key=… part")
     robot.add_argument("--name", default="", help="a name for the group")
+    kd100 = seller_sub.add_parser("kuaidi100", help="watch the seller's first mile through a Kuaidi100 account "
+                                  "(checked with a real call, the key stored encrypted); --remove forgets it")
+    kd100.add_argument("client_id", metavar="seller", help="the seller's Ozon Client-Id")
+    kd100.add_argument("--key", help="the account's 授权key")
+    kd100.add_argument("--customer", help="the account's customer id")
+    kd100.add_argument("--phone", default="", help="the last 4 digits of the phone on the seller's waybills "
+                       "(SF and ZTO show a trace only with it)")
+    kd100.add_argument("--remove", action="store_true", help="forget the account; waybills stop being watched")
     bench = sub.add_parser("bench", help="measure alert latency, poll cost at scale, button throughput and Ozon "
                            "calls on loopback; writes bench/results/")
     bench.add_argument("--quick", action="store_true", help="smaller sizes, for a first look (about a minute)")

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     wechat_aes_key: SecretStr | None = None
     wechat_template_id: str | None = None
     kuaidi100_api_url: str = "https://poll.kuaidi100.com"  # first-mile tracking (subscribe, query)
+    # first-mile alerts: no pickup scan this long after the hand-over, a trace that has not moved this long
+    kuaidi100_no_pickup: str = "24h"
+    kuaidi100_frozen: str = "24h"
     public_url: str | None = None
     # inbound rate limits: updates a minute per person and per chat (0 switches a limit off)
     inbound_per_member: int = Field(30, ge=0)
@@ -62,7 +65,7 @@ class Settings(BaseSettings):
         parse_leads(value)
         return value
 
-    @field_validator("tracking_reminder")
+    @field_validator("tracking_reminder", "kuaidi100_no_pickup", "kuaidi100_frozen")
     @classmethod
     def _check_tracking_reminder(cls, value: str) -> str:
         parse_duration(value)

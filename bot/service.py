@@ -21,6 +21,7 @@ from bot.config import Settings
 from bot.logsetup import setup_logging
 from handlers.action_page import ActionPage
 from handlers.key_form import KeyForm
+from handlers.kuaidi100_push import Kuaidi100PushReceiver
 from handlers.monitoring import Monitoring, count_refusals
 from handlers.ozon_push import OzonPushReceiver
 from services import metrics
@@ -147,6 +148,7 @@ def build_web_app(services: Services, *, push: OzonPushReceiver | None = None,
     app = web.Application(client_max_size=1024 * 1024, middlewares=[count_refusals])
     push = push or OzonPushReceiver(services.sync, allow=services.settings.ozon_push_allow)
     app.add_routes(push.routes())
+    app.add_routes(Kuaidi100PushReceiver(services.first_mile).routes())
     app.add_routes(ActionPage(services.page_port()).routes())
     app.add_routes(KeyForm(links=services.connect_links, conversation=services.conversation,
                            catalogs=services.catalogs, box=services.box, base_url=services.settings.base_url,

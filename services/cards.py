@@ -165,6 +165,9 @@ class CardRenderer:
                 lines.append(_("Kept as the first-mile record; Ozon's partner owns the tracking."))
             elif posting.tracking_number:
                 lines.append(_("Tracking sent to Ozon: {number}").format(number=posting.tracking_number))
+        if posting.last_scan_at is not None:  # the first mile, watched through Kuaidi100
+            lines.append(_("📍 Last scan {time}: {scan}").format(time=tr.local_time(posting.last_scan_at),
+                                                                 scan=posting.last_scan))
         return lines
 
     def _label_line(self, tr: Translator, posting: Posting) -> str:

@@ -24,7 +24,7 @@ from services.views import View
 log = logging.getLogger(__name__)
 # what an event does: edit every copy of the posting's card, and/or message the desk (card, reminder, notice)
 REFRESH_CARD = frozenset({EventKind.STATUS, EventKind.DEADLINE, EventKind.CANCELLED, EventKind.ANNOUNCE})
-TELL_DESK = frozenset({EventKind.NEW, EventKind.REMIND, EventKind.CANCELLED, EventKind.ANNOUNCE})
+TELL_DESK = frozenset({EventKind.NEW, EventKind.REMIND, EventKind.CANCELLED, EventKind.ANNOUNCE, EventKind.TRACE})
 # a failed send is tried again after RETRY_FIRST, doubling up to RETRY_CAP, for as long as the alert still
 # matters and at most RETRY_FOR after it first failed; delivered later than LATE_AFTER, it says so
 RETRY_FIRST = timedelta(seconds=15)

@@ -15,6 +15,7 @@ from services import metrics, retention
 from services.channels import Channels
 from services.commands import spelled
 from services.digest import MorningDigest
+from services.firstmile import FirstMile
 from services.i18n import Catalogs
 from services.key_expiry import KeyExpiry
 from services.lease import Lease
@@ -37,7 +38,7 @@ class Duties:
     def __init__(self, *, sync: OrderSync, runner: IntentRunner, outbox: Outbox, channels: Channels,
                  catalogs: Catalogs, lease: Lease, clock: Callable[[], datetime],
                  poll_interval: float, reminders: Reminders, digest: MorningDigest, key_expiry: KeyExpiry,
-                 tick: float = 30.0, max_concurrent_polls: int = 100):
+                 tick: float = 30.0, max_concurrent_polls: int = 100, first_mile: FirstMile | None = None):
         self._sync = sync
         self._runner = runner
         self._outbox = outbox
@@ -50,6 +51,7 @@ class Duties:
         self._digest = digest
         self._key_expiry = key_expiry
         self._lease = lease
+        self._first_mile = first_mile
         self._gate = asyncio.Semaphore(max_concurrent_polls)
         self.scheduler = AsyncIOScheduler(timezone="UTC")
 
@@ -60,6 +62,8 @@ class Duties:
         self._every(self._reminders.run_due, self._tick, "reminders")
         self._every(self._digest.run_due, self._tick, "digest")
         self._every(self._key_expiry.run_due, self._tick, "key_expiry")
+        if self._first_mile is not None:
+            self._every(self.first_mile_due, self._tick, "first_mile")
         # the retry job runs at least as often as the outbox's first backoff, so a short one is honoured
         self._every(self.retry_work, min(15.0, self._tick, self._outbox.retry_first.total_seconds()), "retry",
                     start_now=False)
@@ -147,6 +151,12 @@ class Duties:
 
     async def prune(self) -> None:
         await retention.prune(self._clock())
+
+    async def first_mile_due(self) -> None:
+        """Subscriptions Kuaidi100 has not taken yet, then the alerts whose time has come."""
+        assert self._first_mile is not None
+        await self._first_mile.subscribe_due()
+        await self._first_mile.check_due()
 
     async def retry_work(self) -> None:
         await self._outbox.recover_interrupted()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime, timedelta
 
 from tortoise.transactions import in_transaction
@@ -50,7 +50,8 @@ PROGRESS_EDIT_AFTER = 0.7  # seconds of waiting on Ozon's ship before the cards 
 class Shipping(TrackingSteps):
     def __init__(self, *, gateway: OzonGateway, channels: Channels, cards: CardCopies, catalogs: Catalogs,
                  lease: Lease, outbox: Outbox, clock: Callable[[], datetime], label_delay: float,
-                 poll_interval: float = 1.0):
+                 poll_interval: float = 1.0, watch: Callable[[Posting, str], Awaitable[object]] | None = None):
+        """`watch(posting, number)`: a recorded domestic waybill is handed to the first-mile watch."""
         self._gateway = gateway
         self._channels = channels
         self._cards = cards
@@ -60,6 +61,7 @@ class Shipping(TrackingSteps):
         self._clock = clock
         self._label_delay = label_delay
         self._poll_interval = poll_interval
+        self._watch = watch
         self._tasks: set[asyncio.Task] = set()
 
     # ---- authorisation -------------------------------------------------------------------------

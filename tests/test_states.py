@@ -28,6 +28,8 @@ from services.storage.states import (
     PendingKind,
     Role,
     Stage,
+    WaybillRole,
+    WaybillState,
 )
 
 # every enum's values: the strings written to its columns since migration 0001 (Role.REMOVED: by the owner's
@@ -37,12 +39,14 @@ VOCABULARY = {
     Role: {"owner", "packer", "group", "removed"},
     Stage: {"new", "courier", "packing", "packed", "handed_over", "cancelled"},
     LabelState: {"none", "pending", "sent", "failed"},
-    EventKind: {"new", "status", "cancelled", "announce", "deadline", "remind"},
+    EventKind: {"new", "status", "cancelled", "announce", "deadline", "remind", "trace"},
     NotificationState: {"sending", "sent", "failed", "skipped", "refused", "expired"},  # the last two: 0005 (H3)
     IntentKind: {"ship", "tracking", "delivering", "label"},
     IntentState: {"pending", "done", "failed"},
     PendingKind: {"waybill", "confirm"},
     NoticeKind: {"digest", "key_expiry", "alerts_refused"},
+    WaybillRole: {"outbound", "inbound"},
+    WaybillState: {"pending", "subscribed", "refused", "signed", "aborted"},
 }
 COLUMNS = [  # (model, column, the enum it holds)
     ("Seller", "key_state", KeyState),
@@ -57,6 +61,8 @@ COLUMNS = [  # (model, column, the enum it holds)
     ("PendingInput", "kind", PendingKind),
     ("Notice", "kind", NoticeKind),
     ("Notice", "state", NotificationState),
+    ("Waybill", "role", WaybillRole),
+    ("Waybill", "state", WaybillState),
 ]
 
 

@@ -20,14 +20,20 @@ from handlers.wechat import crypto, render
 from handlers.wechat.api import WechatApiError, WechatHttp
 from handlers.wechat.crypto import dedupe_key
 from handlers.wechat.work_sender import CHANNEL, WecomSender
-from services.commands import WECOM, Verb
+from services.commands import MENU_KEYS, WECOM, Verb
 from services.conversation import Caller
 from services.members import REMOVED
 from services.storage.models import InboundCallback, Member, WecomApp, WecomCard
-from services.views import View
+from services.views import Answer, View
 
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
+MENU = {"button": [
+    {"type": "click", "name": "待打包", "key": "ORDERS"},
+    {"type": "click", "name": "查询订单", "key": "QUERY"},
+    {"name": "更多", "sub_button": [{"type": "click", "name": name, "key": key} for name, key in (
+        ("设置", "SETTINGS"), ("成员", "MEMBERS"), ("连接店铺", "CONNECT"), ("帮助", "HELP"))]},
+]}
 
 
 class WecomChannel(WecomSender):
@@ -135,6 +141,11 @@ class WecomChannel(WecomSender):
         member = caller.member
         if event.event == "template_card_event":
             await self._on_click(app, caller, event)
+        elif event.event == "click":  # the app's own menu (setup_menu)
+            verb = MENU_KEYS.get(event.key or "")
+            answer = await self.s.conversation.command(caller, verb) if verb is not None else Answer(
+                replies=[View(text=caller.tr.gettext("Send the posting, order or tracking number."))])
+            await self._reply(member, answer.views())
         elif event.event == "subscribe":
             await self._reply(member, (await self.s.conversation.command(caller, Verb.HELP)).views())
         elif event.event == "unsubscribe":
@@ -173,6 +184,10 @@ class WecomChannel(WecomSender):
                 log.warning("reply to WeCom member %s failed: %s", member.id, exc.errcode)
 
     # ---- setup ---------------------------------------------------------------------------------
+    async def setup_menu(self, app: WecomApp) -> None:
+        """The app's menu lists what the desk offers here (members join by the app's visibility: no invite)."""
+        await self.call(self.credentials(app), "menu/create", params={"agentid": str(app.agent_id)}, json=MENU)
+
     async def sync_members(self, app: WecomApp) -> list[str]:
         """Joins the users the app is visible to (agent/get); departments and tags join on first use."""
         answer = await self.call(self.credentials(app), "agent/get", params={"agentid": str(app.agent_id)})

@@ -17,6 +17,8 @@ from services.storage.states import (
     PendingKind,
     Role,
     Stage,
+    WaybillRole,
+    WaybillState,
 )
 
 
@@ -83,6 +85,9 @@ class Posting(Model):
     label_state = fields.CharField(max_length=16, default=LabelState.NONE)  # LabelState
     label_task_id = fields.BigIntField(null=True)
     label_url = fields.TextField(null=True)
+    # the newest first-mile scan of its watched waybills (services.firstmile), shown on the card and in /status
+    last_scan_at = fields.DatetimeField(null=True)
+    last_scan = fields.TextField(default="")
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
@@ -319,3 +324,72 @@ class WecomCard(Model):
 
     class Meta:
         table = "wecom_card"
+
+
+class TrackingAccount(Model):
+    """A seller's Kuaidi100 account (first-mile tracking). The key is a SecretBox token, and the token is the
+    unguessable part of the seller's callback URL /kuaidi100/<token>."""
+
+    id = fields.IntField(primary_key=True)
+    seller = fields.OneToOneField("ozonbot.Seller", related_name="tracking_account", on_delete=fields.CASCADE)
+    key_enc = fields.TextField()
+    customer = fields.CharField(max_length=64)
+    phone_tail = fields.CharField(max_length=16, default="")  # SF and ZTO answer only with the phone's last 4
+    token = fields.CharField(max_length=64, unique=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "tracking_account"
+
+
+encrypted_field("tracking_account", "key_enc")
+
+
+class Waybill(Model):
+    """A domestic waybill watched through Kuaidi100 push: subscribed once (retried until Kuaidi100 takes it),
+    with its own random salt (a SecretBox token) that signs every push about it."""
+
+    id = fields.IntField(primary_key=True)
+    seller = fields.ForeignKeyField("ozonbot.Seller", related_name="waybills", on_delete=fields.CASCADE)
+    posting = fields.ForeignKeyField("ozonbot.Posting", null=True, related_name="waybills", on_delete=fields.CASCADE)
+    role = fields.CharField(max_length=16, default=WaybillRole.OUTBOUND)  # WaybillRole
+    courier = fields.CharField(max_length=16)
+    company = fields.CharField(max_length=32)  # the Kuaidi100 courier code
+    number = fields.CharField(max_length=64)
+    salt_enc = fields.TextField()
+    state = fields.CharField(max_length=16, default=WaybillState.PENDING, db_index=True)  # WaybillState
+    attempts = fields.IntField(default=0)
+    next_attempt_at = fields.DatetimeField(null=True)
+    last_error = fields.TextField(null=True)
+    subscribed_at = fields.DatetimeField(null=True)
+    renewed = fields.BooleanField(default=False)  # an aborted subscription is renewed once
+    trace_state = fields.IntField(null=True)  # Kuaidi100's state of the newest scan
+    last_scan_at = fields.DatetimeField(null=True)
+    last_context = fields.TextField(default="")
+    last_area = fields.CharField(max_length=128, default="")
+    since = fields.DatetimeField(null=True)  # when the desk recorded it (the service's clock): "no pickup" counts from it
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "waybill"
+        unique_together = (("seller", "company", "number"),)
+
+
+encrypted_field("waybill", "salt_enc")
+
+
+class TraceEvent(Model):
+    """One scan of a waybill's trace, stored once however often Kuaidi100 pushes it (key: its digest)."""
+
+    id = fields.IntField(primary_key=True)
+    waybill = fields.ForeignKeyField("ozonbot.Waybill", related_name="trace", on_delete=fields.CASCADE)
+    key = fields.CharField(max_length=40)
+    at = fields.DatetimeField(null=True)
+    context = fields.TextField(default="")
+    area = fields.CharField(max_length=128, default="")
+    state = fields.IntField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "trace_event"
+        unique_together = (("waybill", "key"),)

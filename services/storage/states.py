@@ -64,6 +64,7 @@ class EventKind(StrEnum):
     ANNOUNCE = "announce"  # key: delivering or delivered
     DEADLINE = "deadline"  # key: the new shipment date
     REMIND = "remind"  # key: the lead before the deadline
+    TRACE = "trace"  # a first-mile alert; key: what it is about and the waybill (services.firstmile)
 
 
 class IntentKind(StrEnum):
@@ -114,3 +115,20 @@ FINAL_STATUSES = frozenset({"delivered", "cancelled", "cancelled_from_split_pend
 CANCELLED_STATUSES = frozenset({"cancelled", "cancelled_from_split_pending"})
 ANNOUNCED_STATUSES = frozenset({"delivering", "delivered"})  # and cancellation, its own event
 UNPACKED_STATUSES = frozenset({AWAITING_PACKAGING, "awaiting_approve", "awaiting_verification"})
+
+
+class WaybillRole(StrEnum):
+    """Which leg a watched domestic waybill is (`Waybill.role`)."""
+
+    OUTBOUND = "outbound"  # the desk's parcel, handed to the courier on its first mile
+    INBOUND = "inbound"  # a supplier's parcel coming to the desk (无货源)
+
+
+class WaybillState(StrEnum):
+    """A watched waybill's Kuaidi100 subscription (`Waybill.state`)."""
+
+    PENDING = "pending"  # not yet taken by Kuaidi100: tried again at next_attempt_at
+    SUBSCRIBED = "subscribed"  # pushes arrive
+    REFUSED = "refused"  # Kuaidi100 will never track it (courier unsupported, number rejected); told once
+    SIGNED = "signed"  # signed for: Kuaidi100 pushes no more
+    ABORTED = "aborted"  # Kuaidi100 gave up twice (no record in 3 days, no change in 60)
