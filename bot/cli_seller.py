@@ -13,6 +13,7 @@ from services.desk import ConnectError
 from services.firstmile import AccountError
 from services.security import new_token
 from services.storage.models import Seller
+from services.storage.states import Role
 from services.wechat_apps import SetupError
 
 SETUP_HINTS = {
@@ -103,7 +104,7 @@ async def seller_wecom(services: Services, args) -> int:
     channel = WecomChannel(services.wechat_port())
     try:
         for owner in args.owner:
-            await channel.join(app, owner, role="owner")
+            await channel.join(app, owner, role=Role.OWNER)
         users = await channel.sync_members(app)
         print(f"app members on the desk: {', '.join(users) or '-'}")
         await channel.setup_menu(app)
