@@ -50,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--api-key", required=True)
     add.add_argument("--name", default="")
     seller_sub.add_parser("list", help="list sellers, key expiry and push URLs")
+    push_token = seller_sub.add_parser("push-token", help="show the seller's push URL; --rotate makes a new one "
+                                                          "(the old URL stops working: paste the new one in Ozon)")
+    push_token.add_argument("client_id")
+    push_token.add_argument("--rotate", action="store_true")
     remove = seller_sub.add_parser("remove", help="remove a seller and everything stored for it")
     remove.add_argument("client_id")
     wecom = seller_sub.add_parser("wecom", help="connect the seller's WeCom self-built app (buttons in 企业微信); "
