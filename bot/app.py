@@ -177,7 +177,8 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
                           cancellations=cancellations)
     duties = Duties(sync=sync, runner=runner, outbox=outbox, channels=channels, catalogs=catalogs,
                     lease=lease, clock=clock, poll_interval=settings.poll_interval,
-                    reminders=reminders, digest=MorningDigest(board=board, clock=clock),
+                    reminders=reminders, digest=MorningDigest(board=board, clock=clock, no_pickup_after=first_mile.no_pickup_after,
+                                         frozen_after=first_mile.frozen_after),
                     key_expiry=KeyExpiry(board=board, clock=clock), tick=settings.tick, first_mile=first_mile,
                     cancellations=cancellations)
     preferences = Preferences(codec=codec, catalogs=catalogs, default_leads=settings.reminder_leads)

@@ -11,7 +11,9 @@ from handlers.wechat.api import WechatApiError, WechatHttp
 from handlers.wechat.work import WecomChannel
 from services.desk import ConnectError
 from services.firstmile import AccountError
+from services.security import new_token
 from services.storage.models import Seller
+from services.storage.states import Role
 from services.wechat_apps import SetupError
 
 SETUP_HINTS = {
@@ -33,9 +35,9 @@ async def seller_command(settings: Settings, args) -> int:
     try:
         if args.action == "add":
             return await _seller_add(services, args)
-        if args.action in ("wecom", "robot", "invite", "kuaidi100"):
+        if args.action in ("wecom", "robot", "invite", "kuaidi100", "push-token"):
             command = {"wecom": seller_wecom, "robot": seller_robot, "invite": seller_invite,
-                       "kuaidi100": seller_kuaidi100}[args.action]
+                       "kuaidi100": seller_kuaidi100, "push-token": seller_push_token}[args.action]
             return await command(services, args)
         if args.action == "list":
             for seller in await Seller.all().order_by("id"):
@@ -76,6 +78,19 @@ async def _seller(client_id: str) -> Seller | None:
     return seller
 
 
+async def seller_push_token(services: Services, args) -> int:
+    """L8: the push URL is a bearer credential; --rotate replaces it (a leaked URL then stops working)."""
+    seller = await _seller(args.client_id)
+    if seller is None:
+        return 1
+    if args.rotate:
+        seller.push_token = new_token()
+        await seller.save(update_fields=["push_token"])
+        print("new push URL (the old one is refused from now on; paste this one in the Ozon cabinet):")
+    print(f"{services.settings.base_url}/ozon/push/{seller.push_token}")
+    return 0
+
+
 async def seller_wecom(services: Services, args) -> int:
     seller = await _seller(args.client_id)
     if seller is None:
@@ -89,7 +104,7 @@ async def seller_wecom(services: Services, args) -> int:
     channel = WecomChannel(services.wechat_port())
     try:
         for owner in args.owner:
-            await channel.join(app, owner, role="owner")
+            await channel.join(app, owner, role=Role.OWNER)
         users = await channel.sync_members(app)
         print(f"app members on the desk: {', '.join(users) or '-'}")
         await channel.setup_menu(app)

@@ -20,8 +20,9 @@ from services.desk import ConnectError, Desk
 from services.i18n import N_, Catalogs, Translator, normalize_locale, pick_locale
 from services.members import Roster
 from services.preferences import Preferences
-from services.shipping import PERSON_ROLES, Shipping
+from services.shipping import Shipping
 from services.storage.models import Member, Seller
+from services.storage.states import PEOPLE, Role
 from services.views import Answer, View
 
 log = logging.getLogger(__name__)
@@ -44,11 +45,11 @@ class Caller:
 
     @property
     def on_desk(self) -> bool:
-        return self.person and self.member is not None and self.member.role in PERSON_ROLES
+        return self.person and self.member is not None and self.member.role in PEOPLE
 
     @property
     def owner(self) -> bool:
-        return self.on_desk and self.member.role == "owner"
+        return self.on_desk and self.member.role == Role.OWNER
 
     def say(self, message: str, **names: str) -> Answer:
         """A reply in the caller's language; {orders}, {join} … name the commands of the caller's surface."""
@@ -163,7 +164,7 @@ class Conversation:
         """Checks the key with Ozon and makes the caller the desk's owner; the key reaches nothing but storage."""
         if not caller.person:
             return replace(self._as_yourself(caller), alert=True)
-        if caller.member is not None and caller.member.role != "owner":
+        if caller.member is not None and caller.member.role != Role.OWNER:
             return replace(caller.say(N_("Only the desk owner can connect an Ozon account.")), alert=True)
         self._on_secret(api_key)
         try:
@@ -174,11 +175,11 @@ class Conversation:
         owner = await self._desk.join_as(
             connected.seller, channel=caller.surface.channel, external_id=caller.external_id,
             chat_id=caller.chat_id if caller.private else None, name=caller.name, locale=caller.tr.locale,
-            role="owner")
+            role=Role.OWNER)
         if not caller.private and caller.chat_id:  # the group itself gets the desk's alerts
             await self._desk.join_as(connected.seller, channel=caller.surface.channel,
                                      external_id=f"chat:{caller.chat_id}", chat_id=caller.chat_id,
-                                     name=group_title, locale=caller.tr.locale, role="group")
+                                     name=group_title, locale=caller.tr.locale, role=Role.GROUP)
         self._background.spawn(self._first_poll(connected.seller), name=f"first poll of seller {connected.seller.id}")
         tr = self._catalogs.translator(owner.locale, owner.timezone or connected.seller.timezone)
         warehouses = ", ".join(w.name or str(w.warehouse_id) for w in connected.warehouses) or "—"
@@ -253,7 +254,7 @@ class Conversation:
 
     async def _connect_command(self, caller: Caller, arg: str) -> Answer:
         """Where the chat can delete the message, the key may come in it; elsewhere only through the form."""
-        if caller.member is not None and caller.member.role != "owner":
+        if caller.member is not None and caller.member.role != Role.OWNER:
             return caller.say(N_("Only the desk owner can connect an Ozon account."))
         parts = arg.split()
         if caller.surface.deletes_messages and len(parts) == 2:

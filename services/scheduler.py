@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from tortoise.expressions import Q
 
-from services import metrics
+from services import metrics, retention
 from services.cancellations import Cancellations
 from services.channels import Channels
 from services.commands import spelled
@@ -73,6 +73,7 @@ class Duties:
         self._every(self.retry_work, min(15.0, self._tick, self._outbox.retry_first.total_seconds()), "retry",
                     start_now=False)
         # leases and claims live while this process does: renewed well inside their lifetime
+        self._every(self.prune, 3600.0, "retention", start_now=False)
         self._every(self._lease.heartbeat, self._lease.ttl.total_seconds() / 3, "heartbeat", start_now=False)
         self.scheduler.start()
 
@@ -162,6 +163,9 @@ class Duties:
                 "⚠️ Ozon refused the API key of seller {client_id} ({reason}). New orders are not being "
                 "fetched. Create a new key in the Ozon cabinet and connect it with {connect}.").format(
                 client_id=seller.client_id, reason=exc.reason, connect=spelled(owner.channel, tr.locale)["connect"])))
+
+    async def prune(self) -> None:
+        await retention.prune(self._clock())
 
     async def first_mile_due(self) -> None:
         """Subscriptions Kuaidi100 has not taken yet, then the alerts whose time has come."""

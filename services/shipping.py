@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 REQUIREMENT_TOKENS = frozenset({"EXEMPLAR_INFO_NOT_FILLED_COMPLETELY", "WEIGHT_IS_REQUIRED", "MANDATORY_MARK_REDUNDANT",
                                 "EXEMPLAR_INFO_ALREADY_DEFINED", "HAS_INCORRECT_PRODUCT_QUANTITY",
                                 "UNKNOWN_PRODUCT_DEFINED", "UNKNOW_PRODUCT"})
-PERSON_ROLES = PEOPLE  # the old name, still imported by channels: use states.PEOPLE
 LABEL_POLLS = 10
 LABEL_RETRY_FIRST = 30  # seconds after a late label before the retry job asks again
 PROGRESS_EDIT_AFTER = 0.7  # seconds of waiting on Ozon's ship before the cards say "packing"

@@ -145,3 +145,31 @@ async def test_no_secret_in_the_database_file_or_the_logs_of_a_full_run(tmp_path
     assert "level=DEBUG" in logs  # a verbose run: the worst case for leaks
     found = {name for name, value in secrets.items() if value.encode() in stored or value in logs}
     assert not found, f"secrets found at rest or in logs: {sorted(found)}"
+
+
+async def test_the_push_token_rotates_and_the_data_dir_and_database_are_private(make_settings, sandbox, tmp_path):
+    """L8: push tokens could not be rotated; the data dir and the SQLite file took the umask (0755/0644)."""
+    from services.storage.models import Seller
+    from tests.test_wechat_work import cli
+
+    settings = make_settings(ozon_api_url=sandbox.base_url, data_dir=tmp_path / "fresh", secret_key=None,
+                             database_url=f"sqlite://{tmp_path}/db/ozonbot.sqlite3"
+                             if not os.environ.get("OZONBOT_TEST_DATABASE_URL") else None)
+    assert (await cli(settings, "add", "--client-id", CLIENT_ID, "--api-key", API_KEY))[0] == 0
+    code, out = await cli(settings, "push-token", CLIENT_ID)
+    assert code == 0
+    old = out.strip().rsplit("/", 1)[1]
+    code, out = await cli(settings, "push-token", CLIENT_ID, "--rotate")
+    new = out.strip().rsplit("/", 1)[1]
+    assert code == 0 and new != old and len(new) >= 16
+    from services.storage import db
+
+    await db.connect(settings.db_url)
+    try:
+        assert (await Seller.get(client_id=CLIENT_ID)).push_token == new
+    finally:
+        await db.close()
+    assert stat.S_IMODE(os.stat(tmp_path / "fresh").st_mode) == 0o700
+    if settings.db_url.startswith("sqlite"):
+        assert stat.S_IMODE(os.stat(tmp_path / "db").st_mode) == 0o700
+        assert stat.S_IMODE(os.stat(tmp_path / "db" / "ozonbot.sqlite3").st_mode) == 0o600
