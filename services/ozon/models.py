@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from enum import StrEnum
 from itertools import pairwise
 from typing import Annotated, Any
 
@@ -561,6 +562,15 @@ class MoveResult(OzonModel):
 
 
 # --------------------------------------------------------------------------- rFBS cancellation requests
+
+
+class CancellationState(StrEnum):
+    """A cancellation request's state at Ozon (``state.state``); ALL is only a filter of the list."""
+
+    ALL = "ALL"
+    ON_APPROVAL = "ON_APPROVAL"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
 
 
 class CancellationReason(OzonModel):
