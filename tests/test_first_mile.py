@@ -363,8 +363,6 @@ async def test_a_waybill_photographed_in_wecom_is_subscribed_once(make_settings,
     from sandbox.wechat.wecom import FakeWecom
     from tests.test_wechat_work import (
         CORP,
-        OWNER as WECOM_OWNER,
-        PACKER as WECOM_PACKER,
         PHOTO,
         SECRET,
         button_of,
@@ -374,6 +372,12 @@ async def test_a_waybill_photographed_in_wecom_is_subscribed_once(make_settings,
         click,
         connect_wecom,
         option_of,
+    )
+    from tests.test_wechat_work import (
+        OWNER as WECOM_OWNER,
+    )
+    from tests.test_wechat_work import (
+        PACKER as WECOM_PACKER,
     )
 
     fake = FakeWecom()

@@ -27,7 +27,6 @@ from tests.conftest import API_KEY, CLIENT_ID
 from tests.harness.rig import CLIENT_A, KEY_A, KEY_B, Rig
 from tests.harness.users import DeskWorker, Tally, Work
 
-
 KD100_KEY = "kd100scankey0123456789"
 
 
