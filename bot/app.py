@@ -14,6 +14,7 @@ from services import metrics
 from services.actions import ActionCodec
 from services.background import Background
 from services.buttons import ButtonRouter
+from services.cancellations import Cancellations
 from services.cards import CardCopies, CardRenderer
 from services.channels import Channels
 from services.conversation import Conversation
@@ -56,6 +57,7 @@ class Services:
     codec: ActionCodec
     channels: Channels
     cards: CardCopies
+    cancellations: Cancellations
     outbox: Outbox
     lease: Lease
     gateway: OzonGateway
@@ -148,13 +150,18 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
     lease = Lease(owner=process_name(settings.db_url), ttl=max(1.0, settings.poll_interval), clock=clock)
     channels = Channels()
     cards = CardCopies(renderer=CardRenderer(codec, clock), channels=channels, catalogs=catalogs)
-    outbox = Outbox(channels=channels, cards=cards, catalogs=catalogs, lease=lease, clock=clock,
+    gateway = OzonGateway(base_url=settings.ozon_api_url, box=box, trace_configs=[metrics.ozon_trace()],
+                          retry=retry or RetryPolicy(timeout=settings.ozon_timeout, on_retry=metrics.ozon_retry))
+    sync = OrderSync(gateway, clock=clock, on_events=lambda: outbox.dispatch_pending())
+    cancellations = Cancellations(gateway=gateway, sync=sync, channels=channels, catalogs=catalogs, codec=codec,
+                                  lease=lease, clock=clock, on_events=lambda: outbox.dispatch_pending(),
+                                  poll_every=timedelta(seconds=settings.cancel_poll_interval),
+                                  remind_before=timedelta(seconds=settings.cancel_remind_before))
+    outbox = Outbox(cancellations=cancellations, channels=channels, cards=cards, catalogs=catalogs, lease=lease,
+                    clock=clock,
                     retry_first=timedelta(seconds=settings.alert_retry_first),
                     retry_cap=timedelta(seconds=settings.alert_retry_cap),
                     retry_for=timedelta(seconds=settings.alert_retry_for))
-    gateway = OzonGateway(base_url=settings.ozon_api_url, box=box, trace_configs=[metrics.ozon_trace()],
-                          retry=retry or RetryPolicy(timeout=settings.ozon_timeout, on_retry=metrics.ozon_retry))
-    sync = OrderSync(gateway, clock=clock, on_events=outbox.dispatch_pending)
     first_mile = FirstMile(box=box, api_url=settings.kuaidi100_api_url, callback_base=settings.base_url, clock=clock,
                            on_change=cards.refresh, on_events=outbox.dispatch_pending,
                            no_pickup_after=parse_duration(settings.kuaidi100_no_pickup),
@@ -166,14 +173,18 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
     reminders = Reminders(outbox=outbox, clock=clock, leads=settings.leads,
                           tracking_after=settings.tracking_reminder_after)
     board = NoticeBoard(channels, catalogs)
-    runner = IntentRunner(shipping=shipping, channels=channels, catalogs=catalogs, lease=lease, clock=clock)
+    runner = IntentRunner(shipping=shipping, channels=channels, catalogs=catalogs, lease=lease, clock=clock,
+                          cancellations=cancellations)
     duties = Duties(sync=sync, runner=runner, outbox=outbox, channels=channels, catalogs=catalogs,
                     lease=lease, clock=clock, poll_interval=settings.poll_interval,
-                    reminders=reminders, digest=MorningDigest(board=board, clock=clock),
-                    key_expiry=KeyExpiry(board=board, clock=clock), tick=settings.tick, first_mile=first_mile)
+                    reminders=reminders, digest=MorningDigest(board=board, clock=clock, no_pickup_after=first_mile.no_pickup_after,
+                                         frozen_after=first_mile.frozen_after),
+                    key_expiry=KeyExpiry(board=board, clock=clock), tick=settings.tick, first_mile=first_mile,
+                    cancellations=cancellations)
     preferences = Preferences(codec=codec, catalogs=catalogs, default_leads=settings.reminder_leads)
     roster = Roster(codec=codec, catalogs=catalogs, send=channels.send)
-    buttons = ButtonRouter(codec=codec, shipping=shipping, preferences=preferences, roster=roster)
+    buttons = ButtonRouter(codec=codec, shipping=shipping, preferences=preferences, roster=roster,
+                           cancellations=cancellations)
     redactor, background = RedactingFilter(), Background()
     connect_links = ConnectLinks(box, settings.base_url, clock)
     conversation = Conversation(
@@ -183,7 +194,7 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
                                                       caller.tr.locale),
         invite_qr_url=(lambda code: f"{settings.base_url}/wechat/qr/{code}") if settings.official_account else None)
     services = Services(settings=settings, box=box, catalogs=catalogs, codec=codec, channels=channels,
-                        cards=cards, outbox=outbox, lease=lease,
+                        cards=cards, cancellations=cancellations, outbox=outbox, lease=lease,
                         gateway=gateway, sync=sync, shipping=shipping, desk=desk, duties=duties, runner=runner,
                         preferences=preferences, buttons=buttons,
                         links=ActionLinks(box, settings.base_url, clock), apps=WechatApps(box), clock=clock,

@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     reminder_leads: str = "24h,4h,1h"
     quiet_hours: str = "22:00-08:00"
     label_delay: float = Field(45.0, ge=0)
+    # buyers' cancellation requests have no push: seconds between reads of them, per seller (with the orders)
+    cancel_poll_interval: float = Field(120.0, gt=0)
+    # seconds before Ozon's auto-approval when an unanswered request is reminded
+    cancel_remind_before: float = Field(7200.0, gt=0)
     tracking_reminder: str = "2h"
     timezone: str = "Asia/Shanghai"
     wecom_api_url: str = "https://qyapi.weixin.qq.com"

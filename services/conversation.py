@@ -109,7 +109,9 @@ class Conversation:
             return await self.command(caller, command.verb, command.arg)
         if not caller.on_desk:
             return self._not_on_desk(caller) if caller.private else Answer()
-        answer = await self._shipping.submit_waybill(caller.member, text)
+        answer = await self._buttons.submit_reason(caller.member, text)  # a reason to refuse a cancellation
+        if answer is None:
+            answer = await self._shipping.submit_waybill(caller.member, text)
         if answer is not None:
             return answer
         if caller.private or _looks_like_number(text):

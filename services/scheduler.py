@@ -12,6 +12,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from tortoise.expressions import Q
 
 from services import metrics, retention
+from services.cancellations import Cancellations
 from services.channels import Channels
 from services.commands import spelled
 from services.digest import MorningDigest
@@ -38,7 +39,8 @@ class Duties:
     def __init__(self, *, sync: OrderSync, runner: IntentRunner, outbox: Outbox, channels: Channels,
                  catalogs: Catalogs, lease: Lease, clock: Callable[[], datetime],
                  poll_interval: float, reminders: Reminders, digest: MorningDigest, key_expiry: KeyExpiry,
-                 tick: float = 30.0, max_concurrent_polls: int = 100, first_mile: FirstMile | None = None):
+                 tick: float = 30.0, max_concurrent_polls: int = 100, first_mile: FirstMile | None = None,
+                 cancellations: Cancellations | None = None):
         self._sync = sync
         self._runner = runner
         self._outbox = outbox
@@ -52,6 +54,7 @@ class Duties:
         self._key_expiry = key_expiry
         self._lease = lease
         self._first_mile = first_mile
+        self._cancellations = cancellations
         self._gate = asyncio.Semaphore(max_concurrent_polls)
         self.scheduler = AsyncIOScheduler(timezone="UTC")
 
@@ -60,6 +63,8 @@ class Duties:
         # twentieth of the interval keeps that lateness small next to it (0.25 s at 5 s, 1 s from 20 s up)
         self._every(self.poll_due, min(1.0, max(0.1, self._interval / 20)), "poll")
         self._every(self._reminders.run_due, self._tick, "reminders")
+        if self._cancellations is not None:
+            self._every(self._cancellations.run_due, self._tick, "cancel_reminders")
         self._every(self._digest.run_due, self._tick, "digest")
         self._every(self._key_expiry.run_due, self._tick, "key_expiry")
         if self._first_mile is not None:
@@ -133,9 +138,19 @@ class Duties:
                 # jitter spreads sellers apart; subtracted, so no seller waits longer than the interval
                 jitter = random.uniform(0, self._interval * 0.1)
                 state.next_poll_at = state.last_poll_at + timedelta(seconds=self._interval - jitter)
+                await self._poll_cancellations(seller)
             # never the lease columns: the heartbeat owns them while this poll runs
             await state.save(update_fields=["last_poll_at", "last_success_at", "consecutive_errors", "next_poll_at",
                                             "last_error", "fingerprint"])
+
+    async def _poll_cancellations(self, seller: Seller) -> None:
+        """Buyers' cancellation requests have no push: read with the orders, at their own slower pace."""
+        if self._cancellations is None:
+            return
+        try:
+            await self._cancellations.poll(seller)
+        except OzonError as exc:
+            log.warning("cancellation requests of seller %s unread (%s)", seller.id, exc.token)
 
     async def _key_refused(self, seller: Seller, exc: OzonAuthError) -> None:
         """Polling stops for this seller until a new key is connected; the owner hears it once."""

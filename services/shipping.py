@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from tortoise.transactions import in_transaction
 
 from services.actions import Action
+from services.cancellations import Cancellations, open_request_blocks
 from services.cards import CardCopies, courier_name
 from services.channels import Channels
 from services.commands import spelled
@@ -119,6 +120,12 @@ class Shipping(TrackingSteps):
 
     # ---- packing -------------------------------------------------------------------------------
     async def _packed(self, member: Member, posting: Posting, action: Action) -> Answer:
+        if action.arg != "sure" and open_request_blocks(posting, await Cancellations.of_posting(posting.id)):
+            tr = self._tr(member)
+            button = Button(tr.gettext("Pack anyway"), self._cards.renderer.action("p", posting, "sure"))
+            return Answer(replies=[View(text=tr.gettext(
+                "⚠️ The buyer asked to cancel {number} and nobody has decided yet. Pack it anyway?").format(
+                number=posting.posting_number), buttons=((button,),))])
         # the conditional update is the lock: of two taps (or two packers) exactly one moves on. The intent is
         # written in the same transaction, so no crash leaves a posting "packing" with nothing to finish it.
         async with in_transaction() as conn:

@@ -21,6 +21,7 @@ from bot.app import build_services
 from bot.service import build_web_app
 from sandbox.kuaidi100 import Kuaidi100Sandbox
 from sandbox.telegram import DEFAULT_TOKEN
+from services import digest
 from services.firstmile import FirstMile
 from services.security import SecretBox
 from services.storage import db
@@ -270,6 +271,14 @@ async def test_kuaidi100_down_loses_no_subscription_and_no_pickup_alerts_once_ac
         alerts = [t for _, t in channel.sent if "no pickup scan" in t]
         assert alerts == [f"📦 YT1234567890123 ({a['posting_number']}) has no pickup scan 24 hours after it was "
                           "handed over. Check with the courier that the parcel was really collected."]
+        # the morning digest counts it; b, picked up and moving, is not counted
+        summary = await digest.summarize(seller, clock.now)
+        assert summary.not_picked_up == [f"YT1234567890123 ({a['posting_number']})"]
+        assert summary.frozen == [] and summary.troubled == []
+        text = digest.render(services.catalogs.translator("ru"), summary, {"orders": "/orders"}).text
+        assert "📭 1 посылка не забрана курьером" in text and "YT1234567890123" in text
+        clock.now += timedelta(hours=25)  # and a day later b's trace has not moved
+        assert (await digest.summarize(seller, clock.now)).frozen == [f"75312345678901 ({b['posting_number']})"]
     finally:
         await _stop(services, runner)
 

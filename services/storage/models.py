@@ -10,6 +10,7 @@ from tortoise.models import Model
 
 from services.security import encrypted_field
 from services.storage.states import (
+    CancelState,
     IntentState,
     KeyState,
     LabelState,
@@ -324,6 +325,42 @@ class WecomCard(Model):
 
     class Meta:
         table = "wecom_card"
+
+
+class CancelRequest(Model):
+    """A request by the buyer to cancel an rFBS posting, as polled from Ozon, decided here or by the Ozon clock."""
+
+    id = fields.IntField(primary_key=True)
+    seller = fields.ForeignKeyField("ozonbot.Seller", related_name="cancel_requests", on_delete=fields.CASCADE)
+    posting = fields.ForeignKeyField("ozonbot.Posting", related_name="cancel_requests", on_delete=fields.CASCADE)
+    cancellation_id = fields.BigIntField()
+    state = fields.CharField(max_length=16, default=CancelState.OPEN)  # CancelState
+    reason = fields.CharField(max_length=255, default="")
+    message = fields.TextField(default="")
+    auto_approve_at = fields.DatetimeField(null=True)
+    comment = fields.TextField(default="")  # the reason given to Ozon with a rejection
+    decided_by = fields.ForeignKeyField("ozonbot.Member", null=True, related_name="cancel_decisions",
+                                        on_delete=fields.SET_NULL)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "cancel_request"
+        unique_together = (("seller", "cancellation_id"),)
+
+
+class CancelCard(Model):
+    """The message that shows a cancellation request in the chat of one member, so every copy can be edited."""
+
+    id = fields.IntField(primary_key=True)
+    request = fields.ForeignKeyField("ozonbot.CancelRequest", related_name="cards", on_delete=fields.CASCADE)
+    member = fields.ForeignKeyField("ozonbot.Member", related_name="cancel_cards", on_delete=fields.CASCADE)
+    message_ref = fields.CharField(max_length=128)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "cancel_card"
+        unique_together = (("request", "member"),)
 
 
 class TrackingAccount(Model):
