@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     inbound_per_chat: int = Field(60, ge=0)
     # optional allow-list for Ozon pushes: comma-separated networks (Ozon's published ranges); empty = any
     ozon_push_allow: str = ""
+    # networks of the reverse proxies in front of the bot: behind one, the push allow-list reads the sender
+    # from X-Forwarded-For (only as these proxies wrote it); empty = the TCP peer is the sender
+    trusted_proxies: str = ""
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"  # json: one JSON object a line
     metrics_token: SecretStr | None = None  # bearer token for /metrics; unset: loopback, unproxied only

@@ -356,3 +356,54 @@ def test_the_alerts_speak_the_members_language_with_real_plurals():
     assert "no pickup scan 1 hour after" in texts[("en", 1)]
     frozen = Event(kind="trace", key="frozen:1:0", payload={"number": "YT1", "hours": 25, "context": "义乌"})
     assert "уже 25 часов" in render(frozen, posting, catalogs.translator("ru"), datetime.now(UTC)).text
+
+
+async def test_a_waybill_photographed_in_wecom_is_subscribed_once(make_settings, sandbox, kd):
+    from sandbox.wechat.crypto import new_aes_key, new_token
+    from sandbox.wechat.wecom import FakeWecom
+    from tests.test_wechat_work import (
+        CORP,
+        PHOTO,
+        SECRET,
+        button_of,
+        card_for,
+        card_for_update,
+        cli,
+        click,
+        connect_wecom,
+        option_of,
+    )
+    from tests.test_wechat_work import (
+        OWNER as WECOM_OWNER,
+    )
+    from tests.test_wechat_work import (
+        PACKER as WECOM_PACKER,
+    )
+
+    fake = FakeWecom()
+    fake.add_app(CORP, SECRET, 1000002, [WECOM_OWNER, WECOM_PACKER])
+    await fake.start()
+    try:
+        settings = make_settings(ozon_api_url=sandbox.base_url, wecom_api_url=fake.base_url, poll_interval=1,
+                                 kuaidi100_api_url=kd.base_url)
+        wecom = await connect_wecom(settings, new_token(), new_aes_key())
+        code, out = await cli(settings, "kuaidi100", CLIENT_ID, "--key", KD_KEY, "--customer", KD_CUSTOMER)
+        assert code == 0, out
+        (posting,) = sandbox.generate_orders(CLIENT_ID, 1, flows=["non_integrated"])
+        number = posting["posting_number"]
+        async with running_bot(settings):
+            card = await fake.wait_for(lambda: card_for(fake, WECOM_OWNER, number))
+            await click(fake, wecom, WECOM_OWNER, card["task_id"], "pick", option_of(card, "顺丰"))
+            await click(fake, wecom, WECOM_OWNER, card["task_id"],
+                        button_of(card_for_update(fake, WECOM_OWNER), "已打包"))
+            await fake.wait_for_text(WECOM_OWNER, "快递单号", timeout=15)
+            await wecom.post(wecom.image(WECOM_OWNER, fake.add_media(PHOTO.read_bytes())))
+            await fake.wait_for(lambda: sandbox.posting(CLIENT_ID, number)["tracking_number"] == WAYBILL, 15)
+            await _until(lambda: _subscribed(kd))
+            kd.scan("shunfeng", WAYBILL, "顺丰速运 已收取快件", state=1)
+            await kd.flush()
+            await _until(lambda: Posting.filter(posting_number=number, last_scan__contains="已收取快件").exists())
+        assert [(s.com, s.num) for s in kd.subscriptions] == [("shunfeng", WAYBILL)]
+        assert len([c for c in kd.calls if c.path == "/poll"]) == 1 and kd.pushes[-1].accepted
+    finally:
+        await fake.stop()
