@@ -21,6 +21,7 @@ from services.i18n import N_, Catalogs, Translator, normalize_locale, pick_local
 from services.members import Roster
 from services.preferences import Preferences
 from services.shipping import Shipping
+from services.stock import StockDesk
 from services.storage.models import Member, Seller
 from services.storage.states import PEOPLE, Role
 from services.views import Answer, View
@@ -64,7 +65,7 @@ class Conversation:
     def __init__(self, *, desk: Desk, shipping: Shipping, buttons: ButtonRouter, preferences: Preferences, roster: Roster,
                  catalogs: Catalogs, first_poll: Callable[[Seller], Awaitable[object]], background: Background,
                  default_zone: str, on_secret: Callable[[str], None], key_form_url: Callable[[Caller], str] | None,
-                 invite_qr_url: Callable[[str], str] | None = None):
+                 invite_qr_url: Callable[[str], str] | None = None, stock: StockDesk | None = None):
         self._desk = desk
         self._shipping = shipping
         self._buttons = buttons
@@ -77,6 +78,7 @@ class Conversation:
         self._on_secret = on_secret
         self._key_form_url = key_form_url
         self._invite_qr_url = invite_qr_url
+        self._stock = stock
 
     # ---- who is speaking -----------------------------------------------------------------------
     async def caller(self, surface: Surface, external_id: str, *, chat_id: str | None, name: str = "",
@@ -240,6 +242,13 @@ class Conversation:
             return await self._roster.remove_typed(caller.member, arg)
         return Answer(replies=[await self._roster.view(caller.member)])
 
+    async def _stock_command(self, caller: Caller, arg: str) -> Answer:
+        usage = caller.tr.gettext("Usage: {stock} <offer_id or SKU> shows the stock; {stock} <offer_id or SKU> "
+                                  "<number> sets the free stock").format(**caller.spelled())
+        if self._stock is None:
+            return Answer(replies=[View(text=usage)])
+        return await self._stock.command(caller.member, arg, buttons=caller.surface.buttons, usage=usage)
+
     async def _invite(self, caller: Caller, arg: str) -> Answer:
         invite = await self._desk.create_invite(caller.member)
         if invite is None:
@@ -294,7 +303,8 @@ class Conversation:
 _ANYONE = {Verb.START: Conversation._start, Verb.HELP: Conversation._help, Verb.LANG: Conversation._lang,
            Verb.JOIN: Conversation._join}
 _DESK = {Verb.ORDERS: Conversation._orders, Verb.STATUS: Conversation._status,
-         Verb.SETTINGS: Conversation._settings, Verb.INVITE: Conversation._invite, Verb.MEMBERS: Conversation._members}
+         Verb.SETTINGS: Conversation._settings, Verb.INVITE: Conversation._invite, Verb.MEMBERS: Conversation._members,
+         Verb.STOCK: Conversation._stock_command}
 
 
 def connect_error(caller: Caller, exc: ConnectError) -> str:

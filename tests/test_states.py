@@ -33,6 +33,7 @@ from services.storage.states import (
     PendingKind,
     Role,
     Stage,
+    StockState,
     WaybillRole,
     WaybillState,
 )
@@ -51,6 +52,7 @@ VOCABULARY = {
     IntentState: {"pending", "done", "failed"},
     PendingKind: {"waybill", "confirm", "cancel_reason"},
     CancelState: {"open", "approved", "rejected", "auto_approved"},
+    StockState: {"idle", "queued", "sending", "refused"},
     NoticeKind: {"digest", "key_expiry", "alerts_refused"},
     WaybillRole: {"outbound", "inbound"},
     WaybillState: {"pending", "subscribed", "refused", "signed", "aborted"},
@@ -68,6 +70,7 @@ COLUMNS = [  # (model, column, the enum it holds)
     ("PendingInput", "kind", PendingKind),
     ("Notice", "kind", NoticeKind),
     ("CancelRequest", "state", CancelState),
+    ("StockItem", "state", StockState),
     ("Notice", "state", NotificationState),
     ("Waybill", "role", WaybillRole),
     ("Waybill", "state", WaybillState),
