@@ -192,7 +192,8 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
         first_poll=sync.poll, background=background, default_zone=settings.timezone, on_secret=redactor.add,
         key_form_url=lambda caller: connect_links.url(caller.surface.channel, caller.external_id, caller.chat_id,
                                                       caller.tr.locale),
-        invite_qr_url=(lambda code: f"{settings.base_url}/wechat/qr/{code}") if settings.official_account else None)
+        invite_qr_url=(lambda code: f"{settings.base_url}/wechat/qr/{code}") if settings.official_account else None,
+        inbound=first_mile.add_inbound)
     services = Services(settings=settings, box=box, catalogs=catalogs, codec=codec, channels=channels,
                         cards=cards, cancellations=cancellations, outbox=outbox, lease=lease,
                         gateway=gateway, sync=sync, shipping=shipping, desk=desk, duties=duties, runner=runner,
