@@ -18,7 +18,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from tortoise.exceptions import IntegrityError
@@ -44,6 +45,7 @@ class Lease:
         self.owner = owner
         self.ttl = timedelta(seconds=ttl)
         self._clock = clock
+        self._running: dict[int, int] = {}  # intents this process is running now (nested runs counted)
 
     @property
     def single_process(self) -> bool:
@@ -81,11 +83,25 @@ class Lease:
             except IntegrityError:
                 pass  # another process created it first
 
+    @contextmanager
+    def running(self, intent_id: int) -> Iterator[None]:
+        """While the block runs, the heartbeat renews the intent's claim. A run that ended without releasing
+        it (an error nobody caught) stops being renewed, so the claim runs out and the retry job takes it."""
+        self._running[intent_id] = self._running.get(intent_id, 0) + 1
+        try:
+            yield
+        finally:
+            self._running[intent_id] -= 1
+            if not self._running[intent_id]:
+                del self._running[intent_id]
+
     async def heartbeat(self) -> None:
         """Renews every lease and claim this process holds, so they only run out when it is gone."""
         until = self.expiry()
         await PollState.filter(lease_owner=self.owner).update(lease_until=until)
-        await Intent.filter(claimed_by=self.owner, state=IntentState.PENDING).update(next_attempt_at=until)
+        if self._running:
+            await Intent.filter(claimed_by=self.owner, state=IntentState.PENDING,
+                                id__in=list(self._running)).update(next_attempt_at=until)
         await Notification.filter(claimed_by=self.owner, state=NotificationState.SENDING).update(claim_until=until)
 
     async def release(self) -> None:

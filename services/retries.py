@@ -63,7 +63,8 @@ class IntentRunner:
         if intent.kind == IntentKind.LABEL:
             if not await self._lease.claim_intent(intent.id, ignore_backoff=restart):
                 return None
-            await self._retry_label(await Intent.get(id=intent.id))
+            with self._lease.running(intent.id):
+                await self._retry_label(await Intent.get(id=intent.id))
             return Answer()
         return await self._shipping.run_intent(intent, ignore_backoff=restart)
 

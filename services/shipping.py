@@ -160,7 +160,23 @@ class Shipping(TrackingSteps):
         return await runner(intent)
 
     async def run_ship(self, intent: Intent, member: Member | None = None) -> Answer:
-        """`member`: the presser, when the press itself runs the intent (a resumed intent reads it)."""
+        """`member`: the presser, when the press itself runs the intent (a resumed intent reads it). An error
+        of our own (the database, a surprising payload) releases the intent and gives the buttons back (M6)."""
+        with self._lease.running(intent.id):
+            try:
+                return await self._run_ship(intent, member)
+            except Exception as exc:
+                log.exception("ship intent %s failed unexpectedly", intent.id)
+                await self._intent_error(intent, exc, retry=False)
+                await Posting.filter(id=intent.posting_id, stage=Stage.PACKING).update(stage=Stage.COURIER)
+                await self._refresh(intent.posting_id)
+                tr = self._tr(member)
+                return Answer(toast=tr.gettext(
+                    "Something went wrong on our side while packing ({error}). Press Packed again: if Ozon did "
+                    "pack it, the bot sees that and does not pack it twice.").format(error=type(exc).__name__),
+                    alert=True)
+
+    async def _run_ship(self, intent: Intent, member: Member | None) -> Answer:
         posting = await Posting.get(id=intent.posting_id).select_related("seller")
         if member is None or member.id != intent.member_id:
             member = await Member.get_or_none(id=intent.member_id) if intent.member_id else None

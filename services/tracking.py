@@ -5,6 +5,7 @@ for seller-delivered rFBS, the tracking number and the move to delivering at Ozo
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
@@ -18,6 +19,7 @@ from services.storage.models import Event, Intent, Member, PendingInput, Posting
 from services.storage.states import AFTER_PACKING, EventKind, IntentKind, IntentState, PendingKind, Stage
 from services.views import Answer, Button, View
 
+log = logging.getLogger(__name__)
 SELLER_TRACKED_FLOWS = frozenset({"non_integrated"})
 
 
@@ -132,6 +134,19 @@ class TrackingSteps:
         return await self._own_intent(conn, posting.id, IntentKind.TRACKING, number, member)
 
     async def run_tracking(self, intent: Intent) -> Answer:
+        """An error of our own releases the intent to the retry job with backoff, the number kept (M6)."""
+        with self._lease.running(intent.id):
+            try:
+                return await self._run_tracking(intent)
+            except Exception as exc:
+                log.exception("tracking intent %s failed unexpectedly", intent.id)
+                await self._intent_error(intent, exc, retry=True)
+                member = await Member.get_or_none(id=intent.member_id) if intent.member_id else None
+                return Answer(toast=self._tr(member).gettext(
+                    "Something went wrong on our side while sending the tracking number ({error}). It is saved; "
+                    "I will try again in a minute.").format(error=type(exc).__name__), alert=True)
+
+    async def _run_tracking(self, intent: Intent) -> Answer:
         """non_integrated: set the tracking number, then move to delivering, each gated and confirmed. A resumed
         intent asks Ozon first, so a number that reached Ozon before a crash is not sent again."""
         posting = await Posting.get(id=intent.posting_id).select_related("seller")
@@ -199,9 +214,10 @@ class TrackingSteps:
         return await self._deliver_move(client, posting, intent, known=known)
 
     async def run_delivering(self, intent: Intent) -> Answer:
-        posting = await Posting.get(id=intent.posting_id).select_related("seller")
-        await self._deliver_move(self._gateway.for_seller(posting.seller), posting, intent)
-        return Answer()
+        with self._lease.running(intent.id):
+            posting = await Posting.get(id=intent.posting_id).select_related("seller")
+            await self._deliver_move(self._gateway.for_seller(posting.seller), posting, intent)
+            return Answer()
 
     async def _deliver_move(self, client, posting: Posting, intent: Intent, *, known: OzonPosting | None = None,
                             ) -> bool:

@@ -75,3 +75,32 @@ async def test_ozon_down_keeps_the_order_and_says_it_will_retry(desk, sandbox):
     sandbox.faults = Faults()
     assert await services.runner.resume() == 1
     assert (await Posting.get(id=row.id)).stage == "packed" and len(_ships(sandbox, row.posting_number)) == 1
+
+
+async def test_an_error_of_our_own_after_ozon_packed_never_leaves_the_posting_stuck(desk, sandbox, monkeypatch):
+    """M6: an exception that is not Ozon's (a database error, a surprising payload) during Packed used to leave
+    the intent claimed by the live process for ever: no buttons, 'already in progress', no reminders."""
+    from services.shipping import Shipping
+
+    services, seller, packer = desk
+    row = await _choose_courier(services, seller, packer, sandbox)
+    original = Shipping._mark_packed
+    calls = {"n": 0}
+
+    async def dying_mark_packed(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("database is locked")
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Shipping, "_mark_packed", dying_mark_packed)
+    answer = await services.buttons.press(packer, services.codec.encode("p", row.id))
+    assert answer.alert and answer.toast.startswith("Something went wrong on our side while packing (RuntimeError)")
+    intent = await Intent.get(posting_id=row.id, kind="ship")
+    assert intent.claimed_by is None and intent.state == "failed"
+    assert (await Posting.get(id=row.id)).stage == "courier", "the Packed button is offered again"
+    await services.lease.heartbeat()  # nothing of that run is renewed any more
+    again = await services.buttons.press(packer, services.codec.encode("p", row.id))
+    assert again.toast == "Packed in Ozon ✅"
+    assert (await Posting.get(id=row.id)).stage == "packed"
+    assert len([c for c in _ships(sandbox, row.posting_number) if c.status == 200]) == 1  # Ozon read, not asked twice
