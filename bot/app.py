@@ -77,16 +77,19 @@ class Services:
     stopped: bool = False
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack, repr=False)
 
-    async def start(self, *, schedule: bool = True) -> None:
+    async def start(self, *, schedule: bool = True, claims: bool = True) -> None:
         """Each part's close is pushed right after it starts: `stop` is the exact reverse, and a start that
-        fails half-way closes what had started."""
+        fails half-way closes what had started. `claims=False` (an `ozonbot seller …` command beside a live
+        service) neither takes over nor releases leases and claims: on SQLite every process has one owner
+        name, so they would be the live service's (M3)."""
         async with AsyncExitStack() as stack:
             await db.connect(self.settings.db_url)
             stack.push_async_callback(db.close)
             await self.gateway.start()
             stack.push_async_callback(self.gateway.close)
-            await self.lease.recover_own()
-            stack.push_async_callback(self.lease.release)  # another process takes the sellers over at once
+            if claims:
+                await self.lease.recover_own()
+                stack.push_async_callback(self.lease.release)  # another process takes the sellers over at once
             stack.push_async_callback(self.shipping.close)  # label deliveries a press started
             stack.push_async_callback(self.background.close)  # first polls a connect started
             stack.callback(self.duties.stop)  # also when a caller starts the scheduler later (tests)

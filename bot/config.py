@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     wechat_token: SecretStr | None = None
     wechat_aes_key: SecretStr | None = None
     wechat_template_id: str | None = None
+    kuaidi100_api_url: str = "https://poll.kuaidi100.com"  # first-mile tracking (subscribe, query)
     public_url: str | None = None
     # inbound rate limits: updates a minute per person and per chat (0 switches a limit off)
     inbound_per_member: int = Field(30, ge=0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -235,6 +236,7 @@ _ACCEPTED_FORMAT_PREFIXES = (
     "RMQRCode",
 )
 _MAX_PIXELS = 40_000_000
+_READS = threading.BoundedSemaphore(2)  # concurrent barcode reads (each in a worker thread)
 _MIN_LONG_SIDE = 1600  # enhanced passes work on images with a long side in this range
 _MAX_LONG_SIDE = 2048
 
@@ -258,6 +260,8 @@ def _open_gray(image_bytes: bytes) -> Image.Image | None:
         with Image.open(io.BytesIO(image_bytes)) as opened:
             if opened.width * opened.height > _MAX_PIXELS:
                 opened.draft("L", (opened.width // 4, opened.height // 4))  # JPEG: cheap shrink
+            if opened.width * opened.height > _MAX_PIXELS:
+                return None  # M7: still too big to decode (a PNG bomb is 650 KB that decode to 676 MB)
             opened.load()
             image = ImageOps.exif_transpose(opened) or opened
             if image.width * image.height > _MAX_PIXELS:
@@ -310,14 +314,15 @@ def read_barcodes(image_bytes: bytes) -> list[str]:
     """
     if not image_bytes:
         return []
-    gray = _open_gray(bytes(image_bytes))
-    if gray is None or gray.width < 8 or gray.height < 8:
+    with _READS:  # M7: each read holds a decoded photo and its passes; a few at once, whatever arrives
+        gray = _open_gray(bytes(image_bytes))
+        if gray is None or gray.width < 8 or gray.height < 8:
+            return []
+        for image, options in _attempts(gray):
+            texts = _decode(image, **options)
+            if texts:
+                return _distinct_longest_first(texts)
         return []
-    for image, options in _attempts(gray):
-        texts = _decode(image, **options)
-        if texts:
-            return _distinct_longest_first(texts)
-    return []
 
 
 def pick_waybill_number(texts: Iterable[str], courier_code: str | None) -> str | None:

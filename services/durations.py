@@ -18,7 +18,10 @@ def parse_duration(text: str) -> timedelta:
     match = _DURATION.match(text.lower())
     if not match:
         raise ValueError(f"not a duration: {text!r} (use forms like 90s, 30m, 4h, 1d)")
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    try:
+        return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    except OverflowError:  # L1: '99999999999999999999d'
+        raise ValueError(f"not a duration: {text!r} (far too long)") from None
 
 
 MAX_LEAD = timedelta(days=30)  # Ozon's deadlines are days away, and date arithmetic must stay in range
@@ -28,7 +31,7 @@ def parse_leads(text: str) -> list[timedelta]:
     leads = sorted({parse_duration(part) for part in text.split(",") if part.strip()}, reverse=True)
     if not leads:
         raise ValueError("at least one reminder lead is needed")
-    if leads[0] > MAX_LEAD or leads[-1] <= timedelta(0):
+    if leads[0] > MAX_LEAD or leads[-1] < timedelta(seconds=1):
         raise ValueError(f"reminder leads must lie between 1s and {MAX_LEAD.days}d, not {text!r}")
     return leads
 
@@ -39,9 +42,12 @@ def parse_quiet_hours(text: str) -> tuple[time, time] | None:
         return None
     start, _, end = text.partition("-")
     try:
-        return clock_time(start), clock_time(end)
+        window = clock_time(start), clock_time(end)
     except ValueError as exc:
         raise ValueError(f"quiet hours must look like 22:00-08:00 or off, not {text!r}") from exc
+    if window[0] == window[1]:  # L7: '08:00-08:00' read as quiet all day
+        raise ValueError(f"quiet hours need an end other than their start (or off), not {text!r}")
+    return window
 
 
 def clock_time(text: str) -> time:

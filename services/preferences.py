@@ -68,7 +68,7 @@ def normalize(setting: Setting, raw: str) -> str | None:
         except ValueError:
             raise InvalidValue(value) from None
         stored = ",".join(_short(lead.total_seconds()) for lead in leads)
-        if len(stored) > 64:
+        if len(stored) > 64 or parse_leads(stored) != leads:  # L1: what is stored must read back the same
             raise InvalidValue(value)
         return stored
     if setting.name == "digest":

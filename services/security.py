@@ -46,7 +46,9 @@ class SecretBox:
         return base64.urlsafe_b64encode(digest).decode()[:length]
 
     def verify(self, message: str, signature: str, length: int = 8) -> bool:
-        return hmac.compare_digest(self.sign(message, length), signature)
+        """False for anything but the right signature; bytes are compared, since compare_digest raises
+        TypeError on a str that is not ASCII (a forged link or button gave a 500)."""
+        return hmac.compare_digest(self.sign(message, length).encode(), signature.encode("utf-8", "replace"))
 
 
 def _as_bytes(key: str | bytes) -> bytes:

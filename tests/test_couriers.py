@@ -433,3 +433,48 @@ if __name__ == "__main__":  # pragma: no cover
     FIXTURE.parent.mkdir(parents=True, exist_ok=True)
     FIXTURE.write_bytes(make_fixture_photo())
     print(f"wrote {FIXTURE} ({FIXTURE.stat().st_size} bytes)")
+
+
+def test_a_decompression_bomb_is_refused_before_it_is_decoded(monkeypatch):
+    """M7: a PNG of 13000 × 13000 pixels is a few kilobytes and would decode to hundreds of megabytes (Pillow
+    only raises above twice its own limit); it is refused from its header."""
+    from PIL import ImageFile
+
+    buffer = io.BytesIO()
+    Image.new("1", (13_000, 13_000), 1).save(buffer, format="PNG")
+    assert len(buffer.getvalue()) < 1_000_000
+    decoded = []
+    original = ImageFile.ImageFile.load
+
+    def spy(self):
+        decoded.append(self.size)
+        return original(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", spy)
+    assert read_barcodes(buffer.getvalue()) == []
+    assert all(w * h <= 40_000_000 for w, h in decoded), decoded
+    photo = encode(waybill("SF1402938475612"), "JPEG", quality=90)  # an ordinary photo still reads
+    assert read_barcodes(photo) == ["SF1402938475612"]
+
+
+def test_barcode_reads_run_a_few_at_a_time(monkeypatch):
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from services import couriers
+
+    active, peak, lock = [0], [0], threading.Lock()
+
+    def slow_open(data):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.05)
+        with lock:
+            active[0] -= 1
+
+    monkeypatch.setattr(couriers, "_open_gray", slow_open)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(read_barcodes, [b"x"] * 16))
+    assert peak[0] == 2

@@ -38,3 +38,39 @@ def test_button_data_is_short_signed_and_tamper_proof():
     assert codec.decode(data[:-1] + ("A" if data[-1] != "A" else "B")) is None
     other = ActionCodec(SecretBox(Fernet.generate_key()))
     assert other.decode(data) is None
+
+
+def test_a_signature_that_is_not_ascii_is_refused_not_raised():
+    """L2: hmac.compare_digest raises TypeError on a non-ASCII str: GET /a/YWJj.%C3%A9 was a 500, forged
+    button data 'something went wrong'."""
+    from datetime import UTC, datetime
+
+    from services.links import ActionLinks
+
+    box = SecretBox(Fernet.generate_key().decode())
+    assert box.verify("x", "é") is False and box.verify("x", "\ufffd" * 8) is False
+    assert ActionLinks(box, "https://desk.example.com", lambda: datetime.now(UTC)).verify("YWJj.é") is None
+    assert ActionCodec(box).decode("p.1..éé") is None
+    assert box.verify("x", box.sign("x"))
+
+
+def test_leads_under_a_second_or_absurdly_long_and_quiet_hours_that_end_where_they_start_are_refused():
+    """L1: 'leads 0.5' was stored as '0s', which then failed to parse: that seller's reminders stopped; a
+    huge number raised OverflowError. L7: '08:00-08:00' meant quiet all day."""
+    import pytest
+
+    from services.durations import parse_duration, parse_quiet_hours
+    from services.preferences import BY_NAME, InvalidValue, normalize
+
+    for value in ("0.5", "0.5s", "1.5s", "99999999999999999999d"):
+        with pytest.raises(InvalidValue):
+            normalize(BY_NAME["leads"], value)
+    with pytest.raises(ValueError):
+        parse_duration("99999999999999999999d")
+    assert normalize(BY_NAME["leads"], "4h, 30m") == "4h,30m"
+    for value in ("08:00-08:00", "00:00-00:00"):
+        with pytest.raises(InvalidValue):
+            normalize(BY_NAME["quiet"], value)
+        with pytest.raises(ValueError):
+            parse_quiet_hours(value)
+    assert normalize(BY_NAME["quiet"], "22:00-08:00") == "22:00-08:00"

@@ -250,3 +250,36 @@ async def test_a_state_push_we_already_hold_costs_no_ozon_read_and_a_new_state_d
     assert sandbox.calls == []
     await services.sync.handle_push(seller, {**push, "new_state": "posting_created"})  # may hide ship_failed
     assert [c.path for c in sandbox.calls] == ["/v3/posting/fbs/get"]
+
+
+async def test_a_seller_command_beside_a_live_service_leaves_its_claims_alone(make_settings, sandbox):
+    """M3: on SQLite every process has one owner name, so `ozonbot seller list` beside a live service used to
+    release the service's claims: a ship or a send in flight was then run a second time by the retry job."""
+    from services.lease import SQLITE_OWNER
+    from services.storage.models import Intent
+
+    settings = make_settings(ozon_api_url=sandbox.base_url)
+    live = build_services(settings)
+    await live.start(schedule=False)
+    channel = RecordingChannel()
+    live.channels.register(channel)
+    seller = await _desk(live, members=1)
+    sandbox.generate_orders(CLIENT_ID, 1)
+    await live.sync.poll(seller)
+    row = await Posting.first()
+    running = await Intent.create(posting=row, kind="ship", key="", state="pending", claimed_by=live.lease.owner,
+                                  next_attempt_at=live.lease.expiry())
+    note = await Notification.first()
+    await Notification.filter(id=note.id).update(state="sending", claimed_by=live.lease.owner,
+                                                 claim_until=live.lease.expiry())
+    env = {**os.environ, "OZONBOT_OZON_API_URL": settings.ozon_api_url, "OZONBOT_DATA_DIR": str(settings.data_dir),
+           "OZONBOT_DATABASE_URL": settings.db_url, "OZONBOT_SECRET_KEY": settings.secret_key.get_secret_value()}
+    done = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "bot.cli", "seller", "list"], env=env,
+                                   capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    intent = await Intent.get(id=running.id)
+    assert intent.claimed_by == live.lease.owner and intent.next_attempt_at >= running.next_attempt_at
+    assert (await Notification.get(id=note.id)).claim_until > live.clock()
+    assert await live.runner.retry_due() == 0 and await live.outbox.recover_interrupted() == 0
+    assert live.lease.owner == SQLITE_OWNER or settings.db_url.startswith("postgres")
+    await live.stop()

@@ -32,3 +32,8 @@ def test_ozon_client_imports_nothing_else_of_ours():
     assert {f: n for f, n in bad.items() if n} == {}
     assert sorted(p.name for p in (ROOT / "services" / "ozon").glob("*.py")) == [
         "__init__.py", "client.py", "errors.py", "limiter.py", "models.py"]
+
+
+def test_kuaidi100_client_imports_nothing_else_of_ours():
+    bad = {f: sorted(names) for f, names in _imports(ROOT / "services" / "kuaidi100").items()}
+    assert {f: n for f, n in bad.items() if n} == {}
