@@ -23,7 +23,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatType
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError, TimedOut
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -136,6 +136,11 @@ class TelegramChannel:
         return web.Response()
 
     # ---- sending (ChannelSender) ---------------------------------------------------------------
+    @staticmethod
+    def uncertain(exc: Exception) -> bool:
+        """A timeout or a dropped connection: Telegram may have delivered the message (L5)."""
+        return isinstance(exc, TimedOut) or (isinstance(exc, NetworkError) and "ServerDisconnected" in str(exc))
+
     @staticmethod
     def refusal(exc: Exception) -> str | None:
         """Telegram's "never" (403: blocked or removed; 400: chat gone, bad request): the outbox stops

@@ -60,7 +60,8 @@ class AiohttpRequest(BaseRequest):
         except TimeoutError as exc:
             raise TimedOut from exc
         except aiohttp.ClientError as exc:
-            raise NetworkError(f"aiohttp.{type(exc).__name__}: {exc}") from exc
+            # L4: only the kind: a proxy's or a redirect's message carries the URL, and with it the bot token
+            raise NetworkError(f"aiohttp.{type(exc).__name__}") from exc
 
 
 def _form(fields: dict[str, str], files) -> aiohttp.FormData | dict[str, str] | None:

@@ -18,7 +18,8 @@ class ChannelSender(Protocol):
 
     # optional: `def refusal(self, exc: Exception) -> str | None`, the platform's permanent "no" (blocked by
     # the user, chat gone, bad request) as a short reason; anything else it raises counts as transport
-    # trouble (5xx, timeout, connection refused, 429) and is tried again
+    # trouble (5xx, timeout, connection refused, 429) and is tried again. Optional too:
+    # `def uncertain(self, exc: Exception) -> bool`, a failure after which the message may have arrived
 
 
 class DeliveryDeferred(Exception):
@@ -32,6 +33,11 @@ class DeliveryRefused(Exception):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
+
+
+class DeliveryUncertain(Exception):
+    """The send may have reached the chat (it timed out, or the connection dropped after the request was
+    written): tried again, but marked as a possible copy."""
 
 
 class Channels:
@@ -62,6 +68,9 @@ class Channels:
             reason = refusal(exc) if refusal else None
             if reason:
                 raise DeliveryRefused(reason) from exc
+            uncertain = getattr(sender, "uncertain", None)
+            if uncertain and uncertain(exc):
+                raise DeliveryUncertain(type(exc).__name__) from exc
             raise
 
     async def edit(self, member: Member, message_ref: str, view: View) -> bool:

@@ -148,3 +148,8 @@ MENUS = {
 def menu(kind: str, tr: Translator) -> list[tuple[str, str]]:
     """(command, description) pairs of one menu, in the reader's language."""
     return [(verb.value, tr.gettext(DESCRIPTIONS[verb])) for verb in MENUS[kind]]
+
+# A chat app's own menu (the Official Account's, the WeCom app's): each click key is a verb of the
+# conversation, except QUERY, which asks for the number to look up.
+MENU_KEYS = {"ORDERS": Verb.ORDERS, "SETTINGS": Verb.SETTINGS, "INVITE": Verb.INVITE, "MEMBERS": Verb.MEMBERS,
+             "CONNECT": Verb.CONNECT, "HELP": Verb.HELP}

@@ -21,8 +21,9 @@ from services.i18n import N_, Catalogs, Translator, normalize_locale, pick_local
 from services.members import Roster
 from services.picklist import PickLists
 from services.preferences import Preferences
-from services.shipping import PERSON_ROLES, Shipping
+from services.shipping import Shipping
 from services.storage.models import Member, Seller
+from services.storage.states import PEOPLE, Role
 from services.views import Answer, View
 
 log = logging.getLogger(__name__)
@@ -45,11 +46,11 @@ class Caller:
 
     @property
     def on_desk(self) -> bool:
-        return self.person and self.member is not None and self.member.role in PERSON_ROLES
+        return self.person and self.member is not None and self.member.role in PEOPLE
 
     @property
     def owner(self) -> bool:
-        return self.on_desk and self.member.role == "owner"
+        return self.on_desk and self.member.role == Role.OWNER
 
     def say(self, message: str, **names: str) -> Answer:
         """A reply in the caller's language; {orders}, {join} … name the commands of the caller's surface."""
@@ -112,7 +113,9 @@ class Conversation:
             return await self.command(caller, command.verb, command.arg)
         if not caller.on_desk:
             return self._not_on_desk(caller) if caller.private else Answer()
-        answer = await self._shipping.submit_waybill(caller.member, text)
+        answer = await self._buttons.submit_reason(caller.member, text)  # a reason to refuse a cancellation
+        if answer is None:
+            answer = await self._shipping.submit_waybill(caller.member, text)
         if answer is not None:
             return answer
         if caller.private or _looks_like_number(text):
@@ -165,7 +168,7 @@ class Conversation:
         """Checks the key with Ozon and makes the caller the desk's owner; the key reaches nothing but storage."""
         if not caller.person:
             return replace(self._as_yourself(caller), alert=True)
-        if caller.member is not None and caller.member.role != "owner":
+        if caller.member is not None and caller.member.role != Role.OWNER:
             return replace(caller.say(N_("Only the desk owner can connect an Ozon account.")), alert=True)
         self._on_secret(api_key)
         try:
@@ -176,11 +179,11 @@ class Conversation:
         owner = await self._desk.join_as(
             connected.seller, channel=caller.surface.channel, external_id=caller.external_id,
             chat_id=caller.chat_id if caller.private else None, name=caller.name, locale=caller.tr.locale,
-            role="owner")
+            role=Role.OWNER)
         if not caller.private and caller.chat_id:  # the group itself gets the desk's alerts
             await self._desk.join_as(connected.seller, channel=caller.surface.channel,
                                      external_id=f"chat:{caller.chat_id}", chat_id=caller.chat_id,
-                                     name=group_title, locale=caller.tr.locale, role="group")
+                                     name=group_title, locale=caller.tr.locale, role=Role.GROUP)
         self._background.spawn(self._first_poll(connected.seller), name=f"first poll of seller {connected.seller.id}")
         tr = self._catalogs.translator(owner.locale, owner.timezone or connected.seller.timezone)
         warehouses = ", ".join(w.name or str(w.warehouse_id) for w in connected.warehouses) or "—"
@@ -270,7 +273,7 @@ class Conversation:
 
     async def _connect_command(self, caller: Caller, arg: str) -> Answer:
         """Where the chat can delete the message, the key may come in it; elsewhere only through the form."""
-        if caller.member is not None and caller.member.role != "owner":
+        if caller.member is not None and caller.member.role != Role.OWNER:
             return caller.say(N_("Only the desk owner can connect an Ozon account."))
         parts = arg.split()
         if caller.surface.deletes_messages and len(parts) == 2:

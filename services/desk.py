@@ -27,6 +27,7 @@ from services.views import Button, View
 log = logging.getLogger(__name__)
 
 INVITE_TTL = timedelta(days=2)
+NAME_LENGTH = 128  # Member.name
 # H2: 16 base32 characters are 80 bits; a source (a chat account) gets a few tries per window
 INVITE_BYTES = 10
 JOIN_ATTEMPTS, JOIN_WINDOW = 5, 15 * 60.0
@@ -167,6 +168,7 @@ class Desk:
 
     async def join_as(self, seller: Seller, *, channel: str, external_id: str, chat_id: str | None, name: str,
                       locale: str, role: str) -> Member:
+        name = (name or "")[:NAME_LENGTH]  # L11: Telegram's first + last name reach 129 characters
         member = await Member.get_or_none(seller=seller, channel=channel, external_id=external_id)
         if member is None:
             try:
@@ -216,8 +218,12 @@ class Desk:
         if not claimed:
             return None
         seller = await Seller.get(id=invite.seller_id)
-        member = await self.join_as(seller, channel=channel, external_id=external_id, chat_id=chat_id,
-                                    name=name, locale=locale, role=invite.role)
+        try:
+            member = await self.join_as(seller, channel=channel, external_id=external_id, chat_id=chat_id,
+                                        name=name, locale=locale, role=invite.role)
+        except Exception:  # L11: a join that failed gives the code back instead of burning it
+            await Invite.filter(id=invite.id, used_by_id__isnull=True).update(used_at=None)
+            raise
         await Invite.filter(id=invite.id).update(used_by_id=member.id)
         return member
 
@@ -256,6 +262,9 @@ class Desk:
             _("Waybill: {number}").format(number=posting.waybill or "—"),
             _("Ozon tracking: {number}").format(number=posting.tracking_number or "—"),
         ]
+        if posting.last_scan_at is not None:  # the first mile, watched through Kuaidi100
+            lines.append(_("📍 Last scan {time}: {scan}").format(time=tr.local_time(posting.last_scan_at),
+                                                                 scan=posting.last_scan))
         if posting.status not in FINAL_STATUSES:
             lines.append(_("Ship by: {deadline} ({left})").format(
                 deadline=tr.local_time(posting.shipment_date), left=tr.time_left(posting.shipment_date, self._clock())))

@@ -23,11 +23,13 @@ from services.storage.states import (
     FINAL_STATUSES,
     UNPACKED_STATUSES,
     EventKind,
+    IntentKind,
     IntentState,
     Stage,
 )
 
 log = logging.getLogger(__name__)
+STATE_MOVES = (IntentKind.SHIP, IntentKind.TRACKING, IntentKind.DELIVERING)  # intents that change Ozon's status
 
 PUSH_TYPES = frozenset({"TYPE_NEW_POSTING", "TYPE_STATE_CHANGED", "TYPE_POSTING_CANCELLED",
                         "TYPE_CUTOFF_DATE_CHANGED", "TYPE_DELIVERY_DATE_CHANGED"})
@@ -158,8 +160,10 @@ async def _already_known(seller: Seller, number: str, state) -> bool:
     row = await Posting.filter(seller=seller, posting_number=number).only("id", "status").first()
     if row is None:
         return False
-    # a move of ours still in flight reads the posting back itself when it completes
-    return row.status == status or await Intent.filter(posting_id=row.id, state=IntentState.PENDING).exists()
+    # a move of ours still in flight reads the posting back itself when it completes; a late label is no move
+    # (it may stay pending for hours, L12)
+    return row.status == status or await Intent.filter(posting_id=row.id, state=IntentState.PENDING,
+                                                       kind__in=STATE_MOVES).exists()
 
 
 def posting_from_push(payload: dict) -> OzonPosting | None:
@@ -252,7 +256,9 @@ async def _upsert(conn, seller: Seller, row: Posting | None, remote: OzonPosting
         return await Posting.create(seller=seller, posting_number=remote.posting_number, using_db=conn, **fields)
     for name, value in fields.items():
         setattr(row, name, value)
-    await row.save(using_db=conn)
+    # only the columns the sync owns: a save of every column would write back what this row held when it was
+    # read over what another writer stored meanwhile (a waybill, a first-mile scan)
+    await row.save(using_db=conn, update_fields=list(fields))
     return row
 
 

@@ -12,8 +12,9 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 
 from services import metrics, reminders
+from services.cancellations import CANCEL_EVENTS, Cancellations
 from services.cards import CardCopies
-from services.channels import Channels, DeliveryDeferred, DeliveryRefused
+from services.channels import Channels, DeliveryDeferred, DeliveryRefused, DeliveryUncertain
 from services.durations import in_quiet_hours
 from services.i18n import Catalogs
 from services.lease import Lease
@@ -23,14 +24,17 @@ from services.views import View
 
 log = logging.getLogger(__name__)
 # what an event does: edit every copy of the posting's card, and/or message the desk (card, reminder, notice)
-REFRESH_CARD = frozenset({EventKind.STATUS, EventKind.DEADLINE, EventKind.CANCELLED, EventKind.ANNOUNCE})
-TELL_DESK = frozenset({EventKind.NEW, EventKind.REMIND, EventKind.CANCELLED, EventKind.ANNOUNCE})
+REFRESH_CARD = frozenset({EventKind.STATUS, EventKind.DEADLINE, EventKind.CANCELLED, EventKind.ANNOUNCE,
+                          EventKind.CANCEL_ASKED, EventKind.CANCEL_DECIDED})
+TELL_DESK = frozenset({EventKind.NEW, EventKind.REMIND, EventKind.CANCELLED, EventKind.ANNOUNCE, EventKind.TRACE,
+                       EventKind.CANCEL_ASKED, EventKind.CANCEL_REMIND})
 # a failed send is tried again after RETRY_FIRST, doubling up to RETRY_CAP, for as long as the alert still
 # matters and at most RETRY_FOR after it first failed; delivered later than LATE_AFTER, it says so
 RETRY_FIRST = timedelta(seconds=15)
 RETRY_CAP = timedelta(minutes=5)
 RETRY_FOR = timedelta(hours=24)
 LATE_AFTER = timedelta(minutes=1)
+UNCERTAIN = "uncertain:"  # notification.error of a failure after which the message may have arrived
 # events per read; new orders that arrive meanwhile are looked for again after each batch, so the other
 # kinds come in small batches
 NEW_BATCH, OTHER_BATCH = 50, 10
@@ -39,13 +43,15 @@ NEW_BATCH, OTHER_BATCH = 50, 10
 class Outbox:
     def __init__(self, *, channels: Channels, cards: CardCopies, catalogs: Catalogs, lease: Lease,
                  clock: Callable[[], datetime], retry_first: timedelta = RETRY_FIRST,
-                 retry_cap: timedelta = RETRY_CAP, retry_for: timedelta = RETRY_FOR):
+                 retry_cap: timedelta = RETRY_CAP, retry_for: timedelta = RETRY_FOR,
+                 cancellations: Cancellations | None = None):
         self._channels = channels
         self._cards = cards
         self._catalogs = catalogs
         self._lease = lease
         self._clock = clock
         self._lock = asyncio.Lock()
+        self._cancellations = cancellations  # renders and edits the cards of buyers' cancellation requests
         self.retry_first = retry_first
         self._retry_cap = max(retry_cap, retry_first)
         self._retry_for = retry_for
@@ -88,6 +94,8 @@ class Outbox:
         seller: Seller = posting.seller
         if event.kind in REFRESH_CARD:
             await self._cards.refresh(posting.id)
+        if event.kind == EventKind.CANCEL_DECIDED and self._cancellations is not None:
+            await self._cancellations.refresh(event)
         if event.kind not in TELL_DESK:
             return
         if event.kind == EventKind.REMIND and not reminders.still_due(event, posting):
@@ -114,6 +122,11 @@ class Outbox:
                        *, silent: bool = False, marker: str = "") -> None:
         if event.kind == EventKind.NEW:
             view = await self._cards.render(posting, member, seller)
+        elif event.kind in CANCEL_EVENTS:
+            view = await self._cancellations.view(event, posting, member, seller) if self._cancellations else None
+            if view is None:
+                await Notification.filter(id=note.id).update(state=NotificationState.SKIPPED, claimed_by=None)
+                return
         else:
             view = reminders.render(event, posting, self._catalogs.for_member(member, seller),
                                     self._cards.renderer, self._clock())
@@ -121,6 +134,10 @@ class Outbox:
                 await Notification.filter(id=note.id).update(state=NotificationState.SKIPPED, claimed_by=None)
                 return
         late = self._late_marker(note, member, seller)
+        if not marker and (note.error or "").startswith(UNCERTAIN):  # L5: the last try may have arrived
+            marker = self._catalogs.for_member(member, seller).gettext(
+                "↻ Sent again: the chat did not confirm the first try; if you already have this message, ignore "
+                "one copy.") + "\n"
         if marker or late or silent:
             view = View(text=late + marker + view.text, buttons=view.buttons, attachment=view.attachment,
                         silent=silent)
@@ -129,6 +146,8 @@ class Outbox:
             return  # failed: retry_failed tries again
         if ref and event.kind == EventKind.NEW:  # recorded first: recovery after a crash reads it as "delivered"
             await AlertMessage.update_or_create(defaults={"message_ref": ref}, posting=posting, member=member)
+        if ref and event.kind == EventKind.CANCEL_ASKED and self._cancellations is not None:
+            await self._cancellations.record(event, member, ref)
         await Notification.filter(id=note.id).update(state=NotificationState.SENT, claimed_by=None,
                                                      resent=bool(marker))
 
@@ -166,8 +185,10 @@ class Outbox:
             log.warning("delivery to member %s failed (attempt %s): %s", member.id, note.attempts,
                         type(exc).__name__)
             metrics.ALERTS_FAILED.labels(member.channel).inc()
+            # only the kind is stored (L4: a message may carry a URL, and a URL the bot token)
+            error = f"{UNCERTAIN} {exc}" if isinstance(exc, DeliveryUncertain) else type(exc).__name__
             await Notification.filter(id=note.id).update(
-                state=NotificationState.FAILED, error=type(exc).__name__, attempts=note.attempts, claimed_by=None,
+                state=NotificationState.FAILED, error=error, attempts=note.attempts, claimed_by=None,
                 failed_since=since, next_attempt_at=now + self.backoff(note.attempts))
             return None
         await Notification.filter(id=note.id).update(attempts=note.attempts)

@@ -71,3 +71,23 @@ async def test_the_binding_qr_route_is_rate_limited_per_address(oa_settings, fak
             async with session.get(url + f"{i:016d}", allow_redirects=False) as response:
                 statuses.append(response.status)
     assert statuses[:10] == [404] * 10 and statuses[10:] == [429, 429]
+
+
+async def test_a_long_name_joins_and_a_failed_join_does_not_burn_the_code(services, monkeypatch):
+    """L11: Telegram names reach 129 characters, Member.name holds 128: /join burned the code and failed."""
+    owner = await _owner(services)
+    invite = await services.desk.create_invite(owner)
+    long_name = "Ж" * 64 + " " + "Щ" * 64
+    member = await services.desk.redeem_invite(invite.code, channel="console", external_id="long", chat_id="long",
+                                               name=long_name, locale="en")
+    assert member is not None and member.name == long_name[:128]
+    second = await services.desk.create_invite(owner)
+
+    async def broken_join(*args, **kwargs):
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(services.desk, "join_as", broken_join)
+    with pytest.raises(RuntimeError):
+        await _join(services, second.code, "p2")
+    monkeypatch.undo()
+    assert (await _join(services, second.code, "p2")) is not None  # the code was given back

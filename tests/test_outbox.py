@@ -180,3 +180,52 @@ async def test_a_refusal_stops_retries_and_the_owner_hears_once_on_another_surfa
     assert all("blocked by the user" in text for _, text in warnings)
     assert await Notice.filter(kind="alerts_refused").count() == 2
     await services.stop()
+
+
+class TimingOutChannel(FlakyChannel):
+    """Delivers, then times out before the answer comes back (once per chat)."""
+
+    def __init__(self):
+        super().__init__()
+        self.timed_out: set[str] = set()
+
+    async def send(self, member: Member, view: View) -> str:
+        self.sent.append((member.id, view.text))
+        if member.chat_id not in self.timed_out:
+            self.timed_out.add(member.chat_id)
+            raise TimeoutError
+        return str(len(self.sent))
+
+    @staticmethod
+    def uncertain(exc: Exception) -> bool:
+        return isinstance(exc, TimeoutError)
+
+
+async def test_a_send_that_may_have_arrived_is_sent_again_marked_and_errors_keep_no_secrets(settings, sandbox,
+                                                                                             clock):
+    """L5: a send that timed out after the chat had it came back as an unmarked duplicate. L4: the error text
+    was stored whole, and a proxy's carries the request URL with the bot token."""
+    services = build_services(settings, clock=clock)
+    await services.start(schedule=False)
+    channel = TimingOutChannel()
+    services.channels.register(channel)
+    seller = await _desk(services)
+    (order,) = sandbox.generate_orders(CLIENT_ID, 1)
+    await services.sync.poll(seller)
+    clock.advance(timedelta(seconds=15))
+    assert await services.outbox.retry_failed() == 2
+    copies = _cards(channel, order["posting_number"])
+    assert len(copies) == 4
+    assert [text.split("\n")[0] for _, text in copies[2:]] == [
+        "↻ Sent again: the chat did not confirm the first try; if you already have this message, ignore one copy."] * 2
+
+    class LeakyChannel(FlakyChannel):
+        async def send(self, member, view):
+            raise ConnectionError("Cannot connect to proxy: https://api.telegram.org/bot123456:SECRET-TOKEN/send")
+
+    services.channels.register(LeakyChannel())
+    sandbox.generate_orders(CLIENT_ID, 1)
+    await services.sync.poll(seller)
+    errors = set(await Notification.filter(state="failed").values_list("error", flat=True))
+    assert errors == {"ConnectionError"}
+    await services.stop()

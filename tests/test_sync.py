@@ -283,3 +283,68 @@ async def test_a_seller_command_beside_a_live_service_leaves_its_claims_alone(ma
     assert await live.runner.retry_due() == 0 and await live.outbox.recover_interrupted() == 0
     assert live.lease.owner == SQLITE_OWNER or settings.db_url.startswith("postgres")
     await live.stop()
+
+
+async def test_a_status_push_is_read_while_only_a_late_label_is_pending(services, sandbox):
+    """L12: any pending intent made status pushes be ignored, a late label too (pending for hours)."""
+    from services.storage.models import Intent
+
+    seller = await _desk(services, members=1)
+    (order,) = sandbox.generate_orders(CLIENT_ID, 1)
+    await services.sync.poll(seller)
+    row = await Posting.get(posting_number=order["posting_number"])
+    await Intent.create(posting=row, kind="label", key="", state="pending")
+    sandbox.cancel(CLIENT_ID, row.posting_number)
+    reads = len(sandbox.calls_to("/v3/posting/fbs/get"))
+    await services.sync.handle_push(seller, {"message_type": "TYPE_STATE_CHANGED", "posting_number": row.posting_number,
+                                             "new_state": "posting_in_carriage"})
+    assert len(sandbox.calls_to("/v3/posting/fbs/get")) == reads + 1
+    assert (await Posting.get(id=row.id)).stage == "cancelled"
+
+
+async def test_a_poll_that_fails_unexpectedly_backs_off_and_odd_dates_do_not_break_a_posting(services, monkeypatch):
+    """L3: only Ozon errors backed off; any other exception left the seller due, polled every tick. And
+    numeric dates out of range (1e20, inf, NaN) raised in Posting.from_api."""
+    from datetime import timedelta
+
+    from services.ozon.models import Posting as OzonPosting
+    from services.storage.models import PollState
+
+    seller = await _desk(services, members=1)
+
+    async def broken_poll(*args, **kwargs):
+        raise RuntimeError("surprise")
+
+    monkeypatch.setattr(services.sync, "poll", broken_poll)
+    await services.duties.poll_due()
+    state = await PollState.get(seller=seller)
+    assert state.consecutive_errors == 1 and state.last_error == "RuntimeError"
+    assert state.next_poll_at > services.clock() + timedelta(seconds=60)
+    for odd in (1e20, float("inf"), float("nan"), -1e15):
+        posting = OzonPosting.from_api({"posting_number": "12345678-0001-1", "shipment_date": odd,
+                                        "in_process_at": odd})
+        assert posting.shipment_date is None and posting.posting_number == "12345678-0001-1"
+
+
+async def test_retention_prunes_old_callbacks_and_the_history_of_finished_postings(services, sandbox):
+    """L10: callbacks, events, notifications and card copies were never deleted."""
+    from datetime import timedelta
+
+    from services import retention
+    from services.storage.models import AlertMessage, InboundCallback
+
+    channel = RecordingChannel()
+    services.channels.register(channel)
+    seller = await _desk(services, members=1)
+    sandbox.generate_orders(CLIENT_ID, 2)
+    await services.sync.poll(seller)
+    done, open_ = await Posting.all().order_by("id")
+    await InboundCallback.create(source="wechat", key="old")
+    assert await AlertMessage.all().count() == 2 and await Notification.all().count() == 2
+    await Posting.filter(id=done.id).update(status="delivered")
+    later = services.clock() + timedelta(days=31)
+    gone = await retention.prune(later)
+    assert gone == {"callbacks": 1, "events": 1, "notifications": 1, "cards": 1}
+    assert await Event.filter(posting_id=open_.id).exists() and not await Event.filter(posting_id=done.id).exists()
+    assert await Posting.all().count() == 2  # the rows stay: an old order never becomes new again
+    assert await retention.prune(services.clock()) == {"callbacks": 0, "events": 0, "notifications": 0, "cards": 0}

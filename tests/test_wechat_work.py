@@ -201,3 +201,23 @@ async def test_text_commands_language_and_photo(wecom_settings, sandbox, fake_we
         await wecom.post(wecom.image(OWNER, media_id))
         await fake_wecom.wait_for(lambda: sandbox.posting(CLIENT_ID, number)["tracking_number"] == WAYBILL, 15)
         assert fake_wecom.calls_to("media/get")[0].params["media_id"] == media_id
+
+
+async def test_the_apps_own_menu_lists_the_desk_and_answers_its_clicks(wecom_settings, sandbox, fake_wecom):
+    """`ozonbot seller wecom` creates the app's menu (待打包 · 查询订单 · 更多); its clicks are the conversation's
+    verbs, the same as the typed words."""
+    wecom = await connect_wecom(wecom_settings, new_token(), new_aes_key())
+    menu = fake_wecom.apps[CORP].menu
+    assert [b["name"] for b in menu["button"]] == ["待打包", "查询订单", "更多"]
+    assert [b["key"] for b in menu["button"][2]["sub_button"]] == ["SETTINGS", "MEMBERS", "CONNECT", "HELP"]
+    (posting,) = sandbox.generate_orders(CLIENT_ID, 1, flows=["non_integrated"])
+    number = posting["posting_number"]
+    async with running_bot(wecom_settings):
+        await fake_wecom.wait_for(lambda: card_for(fake_wecom, OWNER, number))
+        assert (await wecom.post(wecom.menu_click(OWNER, "ORDERS")))[0] == 200
+        await fake_wecom.wait_for(lambda: any(number in c.get("sub_title_text", "") and "1" in c["main_title"]["title"]
+                                              for c in fake_wecom.cards_to(OWNER)))
+        await wecom.post(wecom.menu_click(OWNER, "SETTINGS"))
+        await fake_wecom.wait_for(lambda: any("⚙️" in c["main_title"]["title"] for c in fake_wecom.cards_to(OWNER)))
+        await wecom.post(wecom.menu_click(PACKER, "QUERY"))
+        await fake_wecom.wait_for_text(PACKER, "单号")

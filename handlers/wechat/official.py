@@ -19,7 +19,7 @@ from handlers.wechat import crypto
 from handlers.wechat.api import WechatApiError, WechatHttp
 from handlers.wechat.crypto import dedupe_key
 from handlers.wechat.official_sender import CHANNEL, OfficialSender
-from services.commands import OFFICIAL, Verb
+from services.commands import MENU_KEYS, OFFICIAL, Verb
 from services.conversation import Caller
 from services.ratelimit import InboundLimiter
 from services.storage.models import InboundCallback, Member
@@ -31,8 +31,6 @@ log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
 REPLY_BUDGET = 4.0  # seconds of WeChat's 5 we spend before answering 'success' and replying later
 # what the account offers, in WeChat's own menu: three top buttons, the desk's other commands under 更多
-MENU_VERBS = {"ORDERS": Verb.ORDERS, "SETTINGS": Verb.SETTINGS, "INVITE": Verb.INVITE, "MEMBERS": Verb.MEMBERS,
-              "CONNECT": Verb.CONNECT, "HELP": Verb.HELP}
 MENU = {"button": [
     {"type": "click", "name": "待打包", "key": "ORDERS"},
     {"type": "click", "name": "查询订单", "key": "QUERY"},
@@ -196,7 +194,7 @@ class OfficialAccount(OfficialSender):
         return []
 
     async def _menu(self, key: str, caller: Caller) -> list[View]:
-        verb = MENU_VERBS.get(key)
+        verb = MENU_KEYS.get(key)
         if verb is not None:
             return (await self.s.conversation.command(caller, verb)).views()
         if not caller.on_desk:

@@ -20,14 +20,21 @@ from handlers.wechat import crypto, render
 from handlers.wechat.api import WechatApiError, WechatHttp
 from handlers.wechat.crypto import dedupe_key
 from handlers.wechat.work_sender import CHANNEL, WecomSender
-from services.commands import WECOM, Verb
+from services.commands import MENU_KEYS, WECOM, Verb
 from services.conversation import Caller
 from services.members import REMOVED
 from services.storage.models import InboundCallback, Member, WecomApp, WecomCard
-from services.views import View
+from services.storage.states import Role
+from services.views import Answer, View
 
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
+MENU = {"button": [
+    {"type": "click", "name": "待打包", "key": "ORDERS"},
+    {"type": "click", "name": "查询订单", "key": "QUERY"},
+    {"name": "更多", "sub_button": [{"type": "click", "name": name, "key": key} for name, key in (
+        ("设置", "SETTINGS"), ("成员", "MEMBERS"), ("连接店铺", "CONNECT"), ("帮助", "HELP"))]},
+]}
 
 
 class WecomChannel(WecomSender):
@@ -118,13 +125,13 @@ class WecomChannel(WecomSender):
         except Exception:  # a background job must never die silently
             log.exception("WeCom %s from a member of app %s failed", message.type, app_id)
 
-    async def join(self, app: WecomApp, user_id: str, role: str = "packer") -> Member:
+    async def join(self, app: WecomApp, user_id: str, role: str = Role.PACKER) -> Member:
         """Members of the seller's app are the seller's desk: whoever WeCom lets reach us joins it."""
         external_id = f"{app.corp_id}:{user_id}"
         member = await Member.get_or_none(seller_id=app.seller_id, channel=CHANNEL, external_id=external_id)
-        if member is not None and member.chat_id == user_id and (role != "owner" or member.role == "owner"):
+        if member is not None and member.chat_id == user_id and (role != Role.OWNER or member.role == Role.OWNER):
             return member
-        if member is not None and member.role == REMOVED and role != "owner":
+        if member is not None and member.role == REMOVED and role != Role.OWNER:
             return member  # the owner took them off the desk: being in the app does not bring them back
         seller = await app.seller
         locale = await self.s.desk.stored_locale(CHANNEL, external_id) or "zh_CN"
@@ -135,6 +142,11 @@ class WecomChannel(WecomSender):
         member = caller.member
         if event.event == "template_card_event":
             await self._on_click(app, caller, event)
+        elif event.event == "click":  # the app's own menu (setup_menu)
+            verb = MENU_KEYS.get(event.key or "")
+            answer = await self.s.conversation.command(caller, verb) if verb is not None else Answer(
+                replies=[View(text=caller.tr.gettext("Send the posting, order or tracking number."))])
+            await self._reply(member, answer.views())
         elif event.event == "subscribe":
             await self._reply(member, (await self.s.conversation.command(caller, Verb.HELP)).views())
         elif event.event == "unsubscribe":
@@ -173,6 +185,10 @@ class WecomChannel(WecomSender):
                 log.warning("reply to WeCom member %s failed: %s", member.id, exc.errcode)
 
     # ---- setup ---------------------------------------------------------------------------------
+    async def setup_menu(self, app: WecomApp) -> None:
+        """The app's menu lists what the desk offers here (members join by the app's visibility: no invite)."""
+        await self.call(self.credentials(app), "menu/create", params={"agentid": str(app.agent_id)}, json=MENU)
+
     async def sync_members(self, app: WecomApp) -> list[str]:
         """Joins the users the app is visible to (agent/get); departments and tags join on first use."""
         answer = await self.call(self.credentials(app), "agent/get", params={"agentid": str(app.agent_id)})

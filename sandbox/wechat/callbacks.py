@@ -40,6 +40,10 @@ class WecomCallbacks:
             fields["SelectedItems"] = {"SelectedItem": {"QuestionKey": "choice", "OptionIds": {"OptionId": option}}}
         return xml(fields)
 
+    def menu_click(self, user: str, key: str) -> str:
+        """A tap on the app's own menu (not a card button): Event=click with the button's key."""
+        return xml({**self._base(user, "event"), "Event": "click", "EventKey": key, "AgentID": self.agent_id})
+
     def event(self, user: str, event: str) -> str:
         return xml({**self._base(user, "event"), "Event": event, "EventKey": "", "AgentID": self.agent_id})
 

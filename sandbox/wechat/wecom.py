@@ -37,6 +37,7 @@ class FakeApp:
     agent_id: int
     users: list[str]
     task_ids: set[str] = field(default_factory=set)
+    menu: dict | None = None  # what menu/create set
 
 
 @dataclass
@@ -164,7 +165,8 @@ class FakeWecom:
             return self._robot(params, body)
         app = self._app_for(params.get("access_token", ""))
         handlers = {"message/send": self._send, "message/update_template_card": self._update,
-                    "media/get": self._media_get, "media/upload": self._media_upload, "agent/get": self._agent}
+                    "media/get": self._media_get, "media/upload": self._media_upload, "agent/get": self._agent,
+                    "menu/create": self._menu}
         if path not in handlers:
             raise _Err(60011, f"unknown path {path}")
         return handlers[path](app, params, body)
@@ -278,6 +280,29 @@ class FakeWecom:
             raise _Err(40056, "invalid agentid")
         return {"errcode": 0, "errmsg": "ok", "agentid": app.agent_id, "name": "Ozon",
                 "allow_userinfos": {"user": [{"userid": u} for u in app.users]}}
+
+    def _menu(self, app: FakeApp, params: dict, body: Any) -> dict:
+        """WeCom's 创建菜单 rules: the app's agentid in the query; 1-3 top buttons of at most 16 bytes, each an
+        action or up to 5 sub-buttons of at most 40 bytes; a click carries a key of at most 128 bytes."""
+        if params.get("agentid") != str(app.agent_id):
+            raise _Err(40056, "invalid agentid")
+        buttons = (body or {}).get("button") or []
+        if not 0 < len(buttons) <= 3 or any(not 0 < len(b.get("name", "").encode()) <= 16 for b in buttons):
+            raise _Err(40017, "invalid button")
+        for button in buttons:
+            subs = button.get("sub_button")
+            if subs is not None and not 0 < len(subs) <= 5:
+                raise _Err(40023, "invalid sub button size")
+            for item in subs if subs is not None else [button]:
+                if not 0 < len(item.get("name", "").encode()) <= 40:
+                    raise _Err(40018, "invalid button name size")
+                if item.get("type") not in ("click", "view", "scancode_push", "scancode_waitmsg", "pic_sysphoto",
+                                            "pic_photo_or_album", "pic_weixin", "location_select", "view_miniprogram"):
+                    raise _Err(40016, "invalid button type")
+                if item.get("type") == "click" and not 0 < len(str(item.get("key", "")).encode()) <= 128:
+                    raise _Err(40019, "invalid button key size")
+        app.menu = body
+        return {"errcode": 0, "errmsg": "ok"}
 
     def _robot(self, params: dict, body: dict) -> dict:
         key = params.get("key", "")

@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from enum import StrEnum
 from itertools import pairwise
 from typing import Annotated, Any
 
@@ -29,6 +30,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     WrapValidator,
+    field_validator,
     model_validator,
 )
 
@@ -89,7 +91,10 @@ def parse_utc(value: Any) -> datetime | None:
         except ValueError:
             return None
     elif isinstance(value, int | float) and not isinstance(value, bool):
-        parsed = datetime.fromtimestamp(value, UTC)
+        try:
+            parsed = datetime.fromtimestamp(value, UTC)
+        except (OverflowError, ValueError, OSError):  # L3: 1e20, inf, NaN, -1e15 (json.loads accepts NaN)
+            return None
     else:
         return None
     if parsed.tzinfo is None:
@@ -578,3 +583,53 @@ class MoveResult(OzonModel):
     posting_number: Text = ""
     result: Flag = False
     error: Annotated[str, BeforeValidator(_error_text)] = ""
+
+
+# --------------------------------------------------------------------------- rFBS cancellation requests
+
+
+class CancellationState(StrEnum):
+    """A cancellation request's state at Ozon (``state.state``); ALL is only a filter of the list."""
+
+    ALL = "ALL"
+    ON_APPROVAL = "ON_APPROVAL"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+
+
+class CancellationReason(OzonModel):
+    id: OptInt = None
+    name: Text = ""
+
+
+class CancellationRequest(OzonModel):
+    """One buyer's (or Ozon's) request to cancel an rFBS posting (``/v2/conditional-cancellation/list``).
+
+    ``state`` is the request's own state (ON_APPROVAL, APPROVED, REJECTED), read from ``state.state``."""
+
+    cancellation_id: OptInt = None
+    posting_number: Text = ""
+    cancellation_initiator: Text = ""
+    cancellation_reason: CancellationReason | None = None
+    cancellation_reason_message: Text = ""
+    approve_comment: Text = ""
+    approve_date: UtcDateTime = None
+    auto_approve_date: UtcDateTime = None
+    cancelled_at: UtcDateTime = None
+    state: Text = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _state_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("state"), dict):
+            return {**data, "state": data["state"].get("state") or ""}
+        return data
+
+    @field_validator("cancellation_reason", mode="before")
+    @classmethod
+    def _reason(cls, value: Any) -> Any:
+        return value if isinstance(value, dict) else None
+
+    @property
+    def reason(self) -> str:
+        return self.cancellation_reason.name if self.cancellation_reason else ""
