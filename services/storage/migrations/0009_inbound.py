@@ -6,7 +6,7 @@ from tortoise import fields
 class Migration(migrations.Migration):
     """Issue 15 item 4: a posting whose goods a supplier sends (无货源) says whether they are on the way or arrived."""
 
-    dependencies = [('ozonbot', '0007_kuaidi100')]
+    dependencies = [('ozonbot', '0008_cancel_requests')]
 
     initial = False
 
