@@ -19,6 +19,7 @@ from services.lease import Lease
 from services.orders import OrderSync
 from services.ozon.errors import OzonError
 from services.ozon.models import CancellationRequest
+from services.ozon.models import CancellationState as Ozon
 from services.sellers import OzonGateway
 from services.storage.models import (
     CancelCard,
@@ -83,7 +84,7 @@ class Cancellations:
             return 0
         self._polled[seller.id] = now
         client = self._gateway.for_seller(seller)
-        asked = await client.cancellation_requests(state="ON_APPROVAL")
+        asked = await client.cancellation_requests(state=Ozon.ON_APPROVAL)
         created = 0
         for request in asked:
             created += await self._take(seller, client, request)
@@ -93,15 +94,15 @@ class Cancellations:
         if gone:
             numbers = sorted({row.posting.posting_number for row in gone})
             outcomes = {r.cancellation_id: r for r in
-                        await client.cancellation_requests(state="ALL", posting_numbers=numbers)}
+                        await client.cancellation_requests(state=Ozon.ALL, posting_numbers=numbers)}
             for row in gone:
                 remote = outcomes.get(row.cancellation_id)
-                if remote is None or remote.state == "ON_APPROVAL":
+                if remote is None or remote.state == Ozon.ON_APPROVAL:
                     continue
                 if await Intent.filter(posting_id=row.posting_id, kind=IntentKind.CANCEL_DECISION,
                                        key=str(row.cancellation_id), state=IntentState.PENDING).exists():
                     continue  # our own decision is in flight: it settles the request itself
-                state = CancelState.REJECTED if remote.state == "REJECTED" else CancelState.AUTO_APPROVED
+                state = CancelState.REJECTED if remote.state == Ozon.REJECTED else CancelState.AUTO_APPROVED
                 created += await self._settle(row, state, None, remote.approve_comment)
         if created:
             await self._on_events()
@@ -346,15 +347,15 @@ class Cancellations:
 
     async def _already_decided(self, client, posting: Posting, request: CancelRequest) -> bool:
         """Ozon's own answer on the request: settled here when it is no longer ON_APPROVAL."""
-        found = [r for r in await client.cancellation_requests(state="ALL", posting_numbers=[posting.posting_number])
+        found = [r for r in await client.cancellation_requests(state=Ozon.ALL, posting_numbers=[posting.posting_number])
                  if r.cancellation_id == request.cancellation_id]
-        if not found or found[0].state == "ON_APPROVAL":
+        if not found or found[0].state == Ozon.ON_APPROVAL:
             return False
         intent = await Intent.get_or_none(posting_id=posting.id, kind=IntentKind.CANCEL_DECISION,
                                           key=str(request.cancellation_id))
         member = await Member.get_or_none(id=intent.member_id) if intent and intent.member_id else None
-        ours = intent is not None and (intent.payload.get("decision") == "approve") == (found[0].state == "APPROVED")
-        if found[0].state == "REJECTED":
+        ours = intent is not None and (intent.payload.get("decision") == "approve") == (found[0].state == Ozon.APPROVED)
+        if found[0].state == Ozon.REJECTED:
             state = CancelState.REJECTED
         else:
             state = CancelState.APPROVED if ours else CancelState.AUTO_APPROVED

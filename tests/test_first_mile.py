@@ -356,3 +356,101 @@ def test_the_alerts_speak_the_members_language_with_real_plurals():
     assert "no pickup scan 1 hour after" in texts[("en", 1)]
     frozen = Event(kind="trace", key="frozen:1:0", payload={"number": "YT1", "hours": 25, "context": "义乌"})
     assert "уже 25 часов" in render(frozen, posting, catalogs.translator("ru"), datetime.now(UTC)).text
+
+
+async def test_a_waybill_photographed_in_wecom_is_subscribed_once(make_settings, sandbox, kd):
+    from sandbox.wechat.crypto import new_aes_key, new_token
+    from sandbox.wechat.wecom import FakeWecom
+    from tests.test_wechat_work import (
+        CORP,
+        PHOTO,
+        SECRET,
+        button_of,
+        card_for,
+        card_for_update,
+        cli,
+        click,
+        connect_wecom,
+        option_of,
+    )
+    from tests.test_wechat_work import (
+        OWNER as WECOM_OWNER,
+    )
+    from tests.test_wechat_work import (
+        PACKER as WECOM_PACKER,
+    )
+
+    fake = FakeWecom()
+    fake.add_app(CORP, SECRET, 1000002, [WECOM_OWNER, WECOM_PACKER])
+    await fake.start()
+    try:
+        settings = make_settings(ozon_api_url=sandbox.base_url, wecom_api_url=fake.base_url, poll_interval=1,
+                                 kuaidi100_api_url=kd.base_url)
+        wecom = await connect_wecom(settings, new_token(), new_aes_key())
+        code, out = await cli(settings, "kuaidi100", CLIENT_ID, "--key", KD_KEY, "--customer", KD_CUSTOMER)
+        assert code == 0, out
+        (posting,) = sandbox.generate_orders(CLIENT_ID, 1, flows=["non_integrated"])
+        number = posting["posting_number"]
+        async with running_bot(settings):
+            card = await fake.wait_for(lambda: card_for(fake, WECOM_OWNER, number))
+            await click(fake, wecom, WECOM_OWNER, card["task_id"], "pick", option_of(card, "顺丰"))
+            await click(fake, wecom, WECOM_OWNER, card["task_id"],
+                        button_of(card_for_update(fake, WECOM_OWNER), "已打包"))
+            await fake.wait_for_text(WECOM_OWNER, "快递单号", timeout=15)
+            await wecom.post(wecom.image(WECOM_OWNER, fake.add_media(PHOTO.read_bytes())))
+            await fake.wait_for(lambda: sandbox.posting(CLIENT_ID, number)["tracking_number"] == WAYBILL, 15)
+            await _until(lambda: _subscribed(kd))
+            kd.scan("shunfeng", WAYBILL, "顺丰速运 已收取快件", state=1)
+            await kd.flush()
+            await _until(lambda: Posting.filter(posting_number=number, last_scan__contains="已收取快件").exists())
+        assert [(s.com, s.num) for s in kd.subscriptions] == [("shunfeng", WAYBILL)]
+        assert len([c for c in kd.calls if c.path == "/poll"]) == 1 and kd.pushes[-1].accepted
+    finally:
+        await fake.stop()
+
+
+async def test_a_supplier_parcel_is_watched_and_its_arrival_announced_once(make_settings, sandbox, fake_tg, kd):
+    settings = make_settings(telegram_token=SecretStr(DEFAULT_TOKEN), telegram_api_url=f"{fake_tg.base_url}/bot",
+                             telegram_file_url=f"{fake_tg.base_url}/file/bot", ozon_api_url=sandbox.base_url,
+                             kuaidi100_api_url=kd.base_url)
+    (posting,) = sandbox.generate_orders(CLIENT_ID, 1, flows=["aggregator"])
+    number, parcel = posting["posting_number"], "4312345678901"  # Yunda or China Post: Kuaidi100 tells which
+    kd.scan("yunda", parcel, "【义乌市】韵达快递 已揽收", state=1)
+    async with running_bot(settings):
+        fake_tg.push_message(OWNER, "/lang en", language_code="en")
+        await fake_tg.wait_for_message(OWNER, "Language set: English")
+        fake_tg.push_message(OWNER, f"/connect {CLIENT_ID} {API_KEY}", language_code="en")
+        await fake_tg.wait_for_message(OWNER, f"Connected Ozon seller {CLIENT_ID}", timeout=10)
+        card = await fake_tg.wait_for_message(OWNER, f"New order {number}", timeout=10)
+        fake_tg.push_message(OWNER, f"{number} {parcel}", language_code="en")
+        await fake_tg.wait_for_message(OWNER, "connects an account first")  # no account: nothing watched
+        assert kd.subscriptions == []
+
+        first_mile = FirstMile(box=SecretBox(settings.secret_key.get_secret_value()), api_url=kd.base_url,
+                               callback_base=settings.base_url, clock=lambda: datetime.now(UTC))
+        await first_mile.start()
+        try:
+            await first_mile.connect_account(await Seller.get(client_id=CLIENT_ID), KD_KEY, KD_CUSTOMER)
+        finally:
+            await first_mile.close()
+        fake_tg.push_message(OWNER, f"{number} {parcel}", language_code="en")
+        await fake_tg.wait_for_message(OWNER, f"Supplier parcel {parcel} added to {number}")
+        await _until(lambda: _subscribed(kd))
+        (sub,) = kd.subscriptions
+        assert (sub.com, sub.num) == ("yunda", parcel)  # detected by Kuaidi100 (autoCom)
+        await kd.flush()  # the trace so far is pushed at once
+        await fake_tg.wait_for(lambda: "Goods on the way" in (fake_tg.message(OWNER, card.message_id).text or ""),
+                               timeout=10)
+        await fake_tg.wait_for(lambda: "已揽收" in (fake_tg.message(OWNER, card.message_id).text or ""), timeout=10)
+
+        kd.scan("yunda", parcel, "已签收，签收人：仓库", state=3)
+        await kd.flush()
+        await fake_tg.wait_for_message(OWNER, "the goods are here, ready to pack", timeout=10)
+        await fake_tg.wait_for(lambda: "Goods arrived" in (fake_tg.message(OWNER, card.message_id).text or ""),
+                               timeout=10)
+        param = kd.pushes[-1].param
+        assert (await _post_form(sub.callback_url, {"param": param, "sign": _md5u(param + sub.salt)}))[0] == 200
+        await asyncio.sleep(0.5)
+        arrivals = [m for m in fake_tg.messages(OWNER) if "ready to pack" in (m.text or "")]
+        assert len(arrivals) == 1
+        assert (await Posting.get(posting_number=number)).inbound == "arrived"

@@ -9,20 +9,25 @@ import stat
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 
 import pytest
 from cryptography.fernet import Fernet
 
 from bot.app import build_services
 from bot.config import Settings
+from sandbox.kuaidi100 import Kuaidi100Sandbox
 from sandbox.ozon import OzonSandbox
 from sandbox.telegram import DEFAULT_TOKEN
+from services.firstmile import FirstMile
 from services.security import ENCRYPTED_FIELDS, SecretBox
 from services.storage import db
 from services.storage.models import Seller
 from tests.conftest import API_KEY, CLIENT_ID
 from tests.harness.rig import CLIENT_A, KEY_A, KEY_B, Rig
 from tests.harness.users import DeskWorker, Tally, Work
+
+KD100_KEY = "kd100scankey0123456789"
 
 
 def _cli(settings: Settings, *args: str, env_key: str | None = None) -> subprocess.CompletedProcess:
@@ -53,6 +58,7 @@ async def _stored_key() -> str:
 
 def test_every_encrypted_column_is_registered():
     assert ("seller", "api_key_enc") in ENCRYPTED_FIELDS
+    assert {("tracking_account", "key_enc"), ("waybill", "salt_enc")} <= set(ENCRYPTED_FIELDS)
 
 
 async def test_rotate_key_with_a_key_file(make_settings, sandbox):
@@ -119,26 +125,47 @@ async def test_rotate_key_with_the_key_in_the_environment_writes_no_file(make_se
 async def test_no_secret_in_the_database_file_or_the_logs_of_a_full_run(tmp_path, fake_tg):
     sandbox = OzonSandbox(seed=5, label_delay=0.2, registration_delay=0.2)
     await sandbox.start()
+    kd = Kuaidi100Sandbox()
+    kd.add_account(KD100_KEY, "SCANCUSTOMER")
+    await kd.start()
     db_url = f"sqlite://{tmp_path}/scan.sqlite3"
     await db.connect(db_url)
     rig = Rig(tmp_path, db_url, sandbox, fake_tg)
-    bot = rig.process("bot", OZONBOT_LOG_LEVEL="DEBUG")
+    bot = rig.process("bot", OZONBOT_LOG_LEVEL="DEBUG", OZONBOT_KUAIDI100_API_URL=kd.base_url)
     bot.env["OZONBOT_TELEGRAM_WEBHOOK_URL"] = f"{bot.url}/telegram/webhook"
     try:
         bot.start()
         await bot.wait_ready()
         await rig.set_up_desks()
+        # the seller's Kuaidi100 account too: its key, and the salt of the subscription, are secrets
+        first_mile = FirstMile(box=SecretBox(rig.secret_key), api_url=kd.base_url, callback_base=bot.url,
+                               clock=lambda: datetime.now(UTC))
+        await first_mile.start()
+        try:
+            await first_mile.connect_account(await Seller.get(client_id=CLIENT_A), KD100_KEY, "SCANCUSTOMER")
+        finally:
+            await first_mile.close()
         (posting,) = sandbox.generate_orders(CLIENT_A, 1, flows=["non_integrated"])
         worker = DeskWorker(fake_tg, rig.owner, Tally())
         await worker.finish(Work(posting["posting_number"], "SF1000000000001"), time.monotonic() + 60)
         await fake_tg.wait_for_call("sendDocument", timeout=20)  # the label went out too
+        for _ in range(200):
+            if kd.subscriptions:
+                break
+            await asyncio.sleep(0.05)
+        (subscription,) = kd.subscriptions
+        kd.scan(subscription.com, subscription.num, "顺丰速运 已收取快件", state=1)
+        await kd.flush()
+        assert kd.pushes[-1].accepted
         assert await bot.stop() == 0
     finally:
         rig.kill_all()
         await db.close()
         await sandbox.stop()
+        await kd.stop()
     secrets = {"api key A": KEY_A, "api key B": KEY_B, "bot token": DEFAULT_TOKEN, "fernet key": rig.secret_key,
-               "webhook secret": fake_tg.webhook_secret}
+               "webhook secret": fake_tg.webhook_secret, "kuaidi100 key": KD100_KEY,
+               "kuaidi100 salt": subscription.salt}
     assert all(secrets.values())
     stored = b"".join(p.read_bytes() for p in tmp_path.glob("scan.sqlite3*"))
     logs = bot.log_text()

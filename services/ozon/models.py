@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from enum import StrEnum
 from itertools import pairwise
 from typing import Annotated, Any
 
@@ -43,6 +44,8 @@ __all__ = [
     "Money",
     "MoveResult",
     "OzonModel",
+    "PickLine",
+    "PickPage",
     "Posting",
     "PostingPage",
     "Product",
@@ -493,6 +496,28 @@ class Warehouse(OzonModel):
 # --------------------------------------------------------------------------- labels and moves
 
 
+class PickPosting(OzonModel):
+    posting_number: Text = ""
+    quantity: Int0 = 0
+
+
+class PickLine(OzonModel):
+    """One SKU of Ozon's pick list (``/v1/assembly/fbs/product/list``) and the postings that need it."""
+
+    sku: OptInt = None
+    offer_id: Text = ""
+    product_name: Text = ""
+    picture_url: Text = ""
+    quantity: Int0 = 0
+    postings: list[PickPosting] = Field(default_factory=list)
+
+
+class PickPage(OzonModel):
+    products: list[PickLine] = Field(default_factory=list)
+    products_count: OptInt = None
+    has_next: Flag = False
+
+
 class LabelTask(OzonModel):
     task_id: Int0 = 0
     task_type: Text = ""
@@ -561,6 +586,15 @@ class MoveResult(OzonModel):
 
 
 # --------------------------------------------------------------------------- rFBS cancellation requests
+
+
+class CancellationState(StrEnum):
+    """A cancellation request's state at Ozon (``state.state``); ALL is only a filter of the list."""
+
+    ALL = "ALL"
+    ON_APPROVAL = "ON_APPROVAL"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
 
 
 class CancellationReason(OzonModel):
