@@ -31,6 +31,7 @@ from services.notices import NoticeBoard
 from services.orders import OrderSync
 from services.outbox import Outbox
 from services.ozon.client import RetryPolicy
+from services.picklist import PickLists
 from services.preferences import Preferences
 from services.ratelimit import InboundLimiter
 from services.reminders import Reminders
@@ -75,6 +76,7 @@ class Services:
     clock: Callable[[], datetime]
     limiter: InboundLimiter
     conversation: Conversation
+    picklists: PickLists
     background: Background
     connect_links: ConnectLinks
     first_mile: FirstMile
@@ -107,7 +109,8 @@ class Services:
     # ---- what each channel is given (handlers/ports.py): its services and its own configuration --------------
     def page_port(self) -> PagePort:
         return PagePort(shipping=self.shipping, desk=self.desk, cards=self.cards, catalogs=self.catalogs,
-                        codec=self.codec, box=self.box, links=self.links)
+                        codec=self.codec, box=self.box, links=self.links,
+                        picklists=self.picklists)
 
     def chat_port(self) -> ChatPort:
         s = self.settings
@@ -190,20 +193,24 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
                            cancellations=cancellations, stock=stock)
     redactor, background = RedactingFilter(), Background()
     connect_links = ConnectLinks(box, settings.base_url, clock)
+    links = ActionLinks(box, settings.base_url, clock)
+    picklists = PickLists(gateway=gateway, catalogs=catalogs, clock=clock, font=settings.pdf_font)
     conversation = Conversation(
         desk=desk, shipping=shipping, buttons=buttons, preferences=preferences, roster=roster, catalogs=catalogs,
         first_poll=sync.poll, background=background, default_zone=settings.timezone, on_secret=redactor.add,
         key_form_url=lambda caller: connect_links.url(caller.surface.channel, caller.external_id, caller.chat_id,
                                                       caller.tr.locale),
-        stock=stock, invite_qr_url=(lambda code: f"{settings.base_url}/wechat/qr/{code}") if settings.official_account else None)
+        stock=stock, invite_qr_url=(lambda code: f"{settings.base_url}/wechat/qr/{code}") if settings.official_account else None,
+        picklists=picklists, file_url=lambda member, name: f"{links.url(member.id)}/{name}",
+        inbound=first_mile.add_inbound)
     services = Services(settings=settings, box=box, catalogs=catalogs, codec=codec, channels=channels,
                         cards=cards, cancellations=cancellations, stock=stock, outbox=outbox, lease=lease,
                         gateway=gateway, sync=sync, shipping=shipping, desk=desk, duties=duties, runner=runner,
                         preferences=preferences, buttons=buttons,
-                        links=ActionLinks(box, settings.base_url, clock), apps=WechatApps(box), clock=clock,
+                        links=links, apps=WechatApps(box), clock=clock,
                         limiter=InboundLimiter(per_member=settings.inbound_per_member,
                                                per_chat=settings.inbound_per_chat),
-                        conversation=conversation, background=background, redactor=redactor,
+                        conversation=conversation, picklists=picklists, background=background, redactor=redactor,
                         connect_links=connect_links, first_mile=first_mile)
     services.redactor.add(key)
     for secret in (settings.telegram_token, settings.wechat_app_secret, settings.wechat_token,

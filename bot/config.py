@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     reminder_leads: str = "24h,4h,1h"
     quiet_hours: str = "22:00-08:00"
     label_delay: float = Field(45.0, ge=0)
+    # the font of printed PDFs (pick lists): one that has Chinese, Cyrillic and Latin (Debian fonts-wqy-microhei)
+    pdf_font: str = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
     # buyers' cancellation requests have no push: seconds between reads of them, per seller (with the orders)
     cancel_poll_interval: float = Field(120.0, gt=0)
     # seconds before Ozon's auto-approval when an unanswered request is reminded

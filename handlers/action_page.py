@@ -109,7 +109,8 @@ class ActionPage:
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/a/{token}", self.show), web.post("/a/{token}/press", self.press),
                 web.post("/a/{token}/waybill", self.waybill), web.post("/a/{token}/photo", self.photo),
-                web.post("/a/{token}/lang", self.language), web.get("/a/{token}/label", self.label)]
+                web.post("/a/{token}/lang", self.language), web.get("/a/{token}/label", self.label),
+                web.get("/a/{token}/picklist", self.picklist)]
 
     # ---- routes --------------------------------------------------------------------------------
     async def show(self, request: web.Request) -> web.Response:
@@ -166,6 +167,13 @@ class ActionPage:
         name = f"label-{visit.posting.posting_number}.pdf"
         return web.Response(body=pdf, content_type="application/pdf", headers={
             **HEADERS, "Content-Disposition": f'attachment; filename="{name}"'})
+
+    async def picklist(self, request: web.Request) -> web.Response:
+        """Today's pick list as a PDF to print, for a chat that cannot carry files (the Official Account)."""
+        visit = await self._visit(request)
+        pdf = await self.s.picklists.pdf_of(visit.member)
+        return web.Response(body=pdf, content_type="application/pdf", headers={
+            **HEADERS, "Content-Disposition": f'attachment; filename="{self.s.picklists.filename()}"'})
 
     async def language(self, request: web.Request) -> web.Response:
         visit, form = await self._posted_form(request)

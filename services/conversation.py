@@ -19,6 +19,7 @@ from services.commands import Surface, Verb, parse_command
 from services.desk import ConnectError, Desk
 from services.i18n import N_, Catalogs, Translator, normalize_locale, pick_locale
 from services.members import Roster
+from services.picklist import PickLists
 from services.preferences import Preferences
 from services.shipping import Shipping
 from services.stock import StockDesk
@@ -65,7 +66,11 @@ class Conversation:
     def __init__(self, *, desk: Desk, shipping: Shipping, buttons: ButtonRouter, preferences: Preferences, roster: Roster,
                  catalogs: Catalogs, first_poll: Callable[[Seller], Awaitable[object]], background: Background,
                  default_zone: str, on_secret: Callable[[str], None], key_form_url: Callable[[Caller], str] | None,
-                 invite_qr_url: Callable[[str], str] | None = None, stock: StockDesk | None = None):
+                 picklists: PickLists, invite_qr_url: Callable[[str], str] | None = None,
+                 file_url: Callable[[Member, str], str] | None = None,
+                 inbound: Callable[[Member, str, Translator], Awaitable[View | None]] | None = None,
+                 stock: StockDesk | None = None):
+        """`inbound(member, text, tr)`: `<posting number> <waybill>`, a supplier's parcel (services.firstmile)."""
         self._desk = desk
         self._shipping = shipping
         self._buttons = buttons
@@ -79,6 +84,9 @@ class Conversation:
         self._key_form_url = key_form_url
         self._invite_qr_url = invite_qr_url
         self._stock = stock
+        self._picklists = picklists
+        self._file_url = file_url  # the action page's download of a file, for a chat that cannot carry one
+        self._inbound = inbound
 
     # ---- who is speaking -----------------------------------------------------------------------
     async def caller(self, surface: Surface, external_id: str, *, chat_id: str | None, name: str = "",
@@ -114,6 +122,9 @@ class Conversation:
         answer = await self._buttons.submit_reason(caller.member, text)  # a reason to refuse a cancellation
         if answer is None:
             answer = await self._shipping.submit_waybill(caller.member, text)
+        if answer is None and self._inbound is not None:
+            view = await self._inbound(caller.member, text, caller.tr)
+            answer = Answer(replies=[view]) if view is not None else None
         if answer is not None:
             return answer
         if caller.private or _looks_like_number(text):
@@ -203,7 +214,8 @@ class Conversation:
 
     async def _help(self, caller: Caller, arg: str) -> Answer:
         return caller.say(
-            N_("{orders}: open orders, most urgent first\n{status} <number>: status of a posting, order or tracking "
+            N_("{orders}: open orders, most urgent first\n{picklist}: today's pick list by SKU, with a PDF to print"
+               "\n{status} <number>: status of a posting, order or tracking "
                "number (or just send the number)\n{settings}: your settings\n{invite}: a one-time code for a "
                "packer (owner)\n{members}: who is on the desk; the owner removes members there\n{join} <code>: join "
                "a desk\n{connect}: connect your Ozon account (owner)\n{lang} zh|ru|en: language\nWhen I ask for a "
@@ -248,6 +260,20 @@ class Conversation:
         if self._stock is None:
             return Answer(replies=[View(text=usage)])
         return await self._stock.command(caller.member, arg, buttons=caller.surface.buttons, usage=usage)
+
+    async def _picklist(self, caller: Caller, arg: str) -> Answer:
+        views = await self._picklists.views(caller.member)
+        return Answer(replies=[self._carried(caller, view, "picklist") for view in views])
+
+    def _carried(self, caller: Caller, view: View, name: str) -> View:
+        """A view with a file, as the caller's surface can take it: where files cannot go into the chat, the
+        text carries the action page's link to the file instead."""
+        if view.attachment is None or caller.surface.files:
+            return view
+        if self._file_url is None:
+            return replace(view, attachment=None)
+        link = caller.tr.gettext("PDF to print: {url}").format(url=self._file_url(caller.member, name))
+        return replace(view, text=f"{view.text}\n{link}", attachment=None)
 
     async def _invite(self, caller: Caller, arg: str) -> Answer:
         invite = await self._desk.create_invite(caller.member)
@@ -304,7 +330,7 @@ _ANYONE = {Verb.START: Conversation._start, Verb.HELP: Conversation._help, Verb.
            Verb.JOIN: Conversation._join}
 _DESK = {Verb.ORDERS: Conversation._orders, Verb.STATUS: Conversation._status,
          Verb.SETTINGS: Conversation._settings, Verb.INVITE: Conversation._invite, Verb.MEMBERS: Conversation._members,
-         Verb.STOCK: Conversation._stock_command}
+         Verb.STOCK: Conversation._stock_command, Verb.PICKLIST: Conversation._picklist}
 
 
 def connect_error(caller: Caller, exc: ConnectError) -> str:

@@ -24,6 +24,7 @@ from services.storage.states import (
     UNPACKED_STAGES,
     CancelState,
     EventKind,
+    InboundState,
     IntentKind,
     IntentState,
     KeyState,
@@ -55,6 +56,7 @@ VOCABULARY = {
     StockState: {"idle", "queued", "sending", "refused"},
     NoticeKind: {"digest", "key_expiry", "alerts_refused"},
     WaybillRole: {"outbound", "inbound"},
+    InboundState: {"", "on_the_way", "arrived"},
     WaybillState: {"pending", "subscribed", "refused", "signed", "aborted"},
 }
 COLUMNS = [  # (model, column, the enum it holds)
@@ -73,6 +75,7 @@ COLUMNS = [  # (model, column, the enum it holds)
     ("StockItem", "state", StockState),
     ("Notice", "state", NotificationState),
     ("Waybill", "role", WaybillRole),
+    ("Posting", "inbound", InboundState),
     ("Waybill", "state", WaybillState),
 ]
 

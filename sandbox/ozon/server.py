@@ -75,6 +75,7 @@ class OzonSandbox(World, Api, Methods, Push, Control, Cancellations, Stocks):
             "/v4/posting/fbs/list": self._api_list,
             "/v3/posting/fbs/get": self._api_get,
             "/v4/posting/fbs/ship": self._api_ship,
+            "/v1/assembly/fbs/product/list": self._api_pick_list,
             "/v3/posting/fbs/package-label/create": self._api_label_create,
             "/v2/posting/fbs/package-label/get": self._api_label_get,
             "/v2/fbs/posting/tracking-number/set": self._api_tracking,

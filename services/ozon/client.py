@@ -40,6 +40,8 @@ from .models import (
     LabelStatus,
     LabelTask,
     MoveResult,
+    PickLine,
+    PickPage,
     Posting,
     PostingPage,
     RoleInfo,
@@ -68,6 +70,7 @@ MOVE_LAST_MILE = "/v2/fbs/posting/last-mile"
 MOVE_DELIVERED = "/v2/fbs/posting/delivered"
 ROLES = "/v1/roles"
 WAREHOUSES = "/v2/warehouse/list"
+PICK_LIST = "/v1/assembly/fbs/product/list"
 CANCELLATION_LIST = "/v2/conditional-cancellation/list"
 CANCELLATION_APPROVE = "/v2/conditional-cancellation/approve"
 CANCELLATION_REJECT = "/v2/conditional-cancellation/reject"
@@ -607,6 +610,22 @@ class OzonClient:
                 break
         assert posting is not None
         return posting
+
+    # ----------------------------------------------------------------------- pick list
+
+    async def pick_list(self, cutoff_from: datetime, cutoff_to: datetime, *, limit: int = 1000) -> list[PickLine]:
+        """Ozon's SKU pick list of the postings to pack whose cutoff is in the window, every page. Warehouses
+        the method does not cover answer an error (OzonRequestError): the caller builds the list itself."""
+        lines: list[PickLine] = []
+        offset = 0
+        while True:
+            body = {"filter": {"cutoff_from": _rfc3339(cutoff_from), "cutoff_to": _rfc3339(cutoff_to)},
+                    "limit": limit, "offset": offset, "sort_dir": "ASC"}
+            page = PickPage.model_validate(unwrap_result(await self.request(PICK_LIST, body)) or {})
+            lines.extend(page.products)
+            offset += len(page.products)
+            if not page.has_next or not page.products:
+                return lines
 
     # ----------------------------------------------------------------------- labels
 

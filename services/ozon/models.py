@@ -44,6 +44,8 @@ __all__ = [
     "Money",
     "MoveResult",
     "OzonModel",
+    "PickLine",
+    "PickPage",
     "Posting",
     "PostingPage",
     "Product",
@@ -492,6 +494,28 @@ class Warehouse(OzonModel):
 
 
 # --------------------------------------------------------------------------- labels and moves
+
+
+class PickPosting(OzonModel):
+    posting_number: Text = ""
+    quantity: Int0 = 0
+
+
+class PickLine(OzonModel):
+    """One SKU of Ozon's pick list (``/v1/assembly/fbs/product/list``) and the postings that need it."""
+
+    sku: OptInt = None
+    offer_id: Text = ""
+    product_name: Text = ""
+    picture_url: Text = ""
+    quantity: Int0 = 0
+    postings: list[PickPosting] = Field(default_factory=list)
+
+
+class PickPage(OzonModel):
+    products: list[PickLine] = Field(default_factory=list)
+    products_count: OptInt = None
+    has_next: Flag = False
 
 
 class LabelTask(OzonModel):

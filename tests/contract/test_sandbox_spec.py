@@ -112,6 +112,13 @@ async def _drive(box: RecordingSandbox, session: aiohttp.ClientSession) -> None:
     [p async for p in client.iter_postings(since=now - timedelta(days=30), to=now + timedelta(days=1), limit=4)]
     [p async for p in client.iter_unfulfilled(statuses=["awaiting_deliver"], changed_since=now - timedelta(hours=1))]
 
+    # the pick list: Ozon's own, and refused where the warehouse has none (the bot then builds it)
+    await client.pick_list(now - timedelta(days=1), now + timedelta(days=30), limit=2)
+    box.support_pick_list(CLIENT_ID, False)
+    with pytest.raises(OzonError):
+        await client.pick_list(now - timedelta(days=1), now + timedelta(days=30))
+    box.support_pick_list(CLIENT_ID, True)
+
     # labels: pending, completed, a posting that is not ready
     ready = [n for n in shipped if box.posting(CLIENT_ID, n)["status"] == "awaiting_deliver"]
     tasks = await client.create_label_task(ready)

@@ -6,7 +6,7 @@ from tortoise.migrations import operations as ops
 class Migration(migrations.Migration):
     """Issue 16 item 3: free stock set from the chat, one row per product and warehouse with the change owed."""
 
-    dependencies = [('ozonbot', '0008_cancel_requests')]
+    dependencies = [('ozonbot', '0009_inbound')]
 
     initial = False
 
