@@ -14,11 +14,14 @@ from services import metrics
 from services.actions import ActionCodec
 from services.background import Background
 from services.buttons import ButtonRouter
+from services.cancellations import Cancellations
 from services.cards import CardCopies, CardRenderer
 from services.channels import Channels
 from services.conversation import Conversation
 from services.desk import Desk
 from services.digest import MorningDigest
+from services.durations import parse_duration
+from services.firstmile import FirstMile
 from services.i18n import Catalogs
 from services.key_expiry import KeyExpiry
 from services.lease import Lease, process_name
@@ -28,6 +31,7 @@ from services.notices import NoticeBoard
 from services.orders import OrderSync
 from services.outbox import Outbox
 from services.ozon.client import RetryPolicy
+from services.picklist import PickLists
 from services.preferences import Preferences
 from services.ratelimit import InboundLimiter
 from services.reminders import Reminders
@@ -54,6 +58,7 @@ class Services:
     codec: ActionCodec
     channels: Channels
     cards: CardCopies
+    cancellations: Cancellations
     outbox: Outbox
     lease: Lease
     gateway: OzonGateway
@@ -69,8 +74,10 @@ class Services:
     clock: Callable[[], datetime]
     limiter: InboundLimiter
     conversation: Conversation
+    picklists: PickLists
     background: Background
     connect_links: ConnectLinks
+    first_mile: FirstMile
     redactor: RedactingFilter = field(default_factory=RedactingFilter)
     stopped: bool = False
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack, repr=False)
@@ -85,6 +92,8 @@ class Services:
             stack.push_async_callback(db.close)
             await self.gateway.start()
             stack.push_async_callback(self.gateway.close)
+            await self.first_mile.start()
+            stack.push_async_callback(self.first_mile.close)
             if claims:
                 await self.lease.recover_own()
                 stack.push_async_callback(self.lease.release)  # another process takes the sellers over at once
@@ -98,7 +107,8 @@ class Services:
     # ---- what each channel is given (handlers/ports.py): its services and its own configuration --------------
     def page_port(self) -> PagePort:
         return PagePort(shipping=self.shipping, desk=self.desk, cards=self.cards, catalogs=self.catalogs,
-                        codec=self.codec, box=self.box, links=self.links)
+                        codec=self.codec, box=self.box, links=self.links,
+                        picklists=self.picklists)
 
     def chat_port(self) -> ChatPort:
         s = self.settings
@@ -143,45 +153,62 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
     lease = Lease(owner=process_name(settings.db_url), ttl=max(1.0, settings.poll_interval), clock=clock)
     channels = Channels()
     cards = CardCopies(renderer=CardRenderer(codec, clock), channels=channels, catalogs=catalogs)
-    outbox = Outbox(channels=channels, cards=cards, catalogs=catalogs, lease=lease, clock=clock,
+    gateway = OzonGateway(base_url=settings.ozon_api_url, box=box, trace_configs=[metrics.ozon_trace()],
+                          retry=retry or RetryPolicy(timeout=settings.ozon_timeout, on_retry=metrics.ozon_retry))
+    sync = OrderSync(gateway, clock=clock, on_events=lambda: outbox.dispatch_pending())
+    cancellations = Cancellations(gateway=gateway, sync=sync, channels=channels, catalogs=catalogs, codec=codec,
+                                  lease=lease, clock=clock, on_events=lambda: outbox.dispatch_pending(),
+                                  poll_every=timedelta(seconds=settings.cancel_poll_interval),
+                                  remind_before=timedelta(seconds=settings.cancel_remind_before))
+    outbox = Outbox(cancellations=cancellations, channels=channels, cards=cards, catalogs=catalogs, lease=lease,
+                    clock=clock,
                     retry_first=timedelta(seconds=settings.alert_retry_first),
                     retry_cap=timedelta(seconds=settings.alert_retry_cap),
                     retry_for=timedelta(seconds=settings.alert_retry_for))
-    gateway = OzonGateway(base_url=settings.ozon_api_url, box=box, trace_configs=[metrics.ozon_trace()],
-                          retry=retry or RetryPolicy(timeout=settings.ozon_timeout, on_retry=metrics.ozon_retry))
-    sync = OrderSync(gateway, clock=clock, on_events=outbox.dispatch_pending)
+    first_mile = FirstMile(box=box, api_url=settings.kuaidi100_api_url, callback_base=settings.base_url, clock=clock,
+                           on_change=cards.refresh, on_events=outbox.dispatch_pending,
+                           no_pickup_after=parse_duration(settings.kuaidi100_no_pickup),
+                           frozen_after=parse_duration(settings.kuaidi100_frozen))
     shipping = Shipping(gateway=gateway, channels=channels, cards=cards, catalogs=catalogs, lease=lease,
-                        outbox=outbox, clock=clock, label_delay=settings.label_delay)
+                        outbox=outbox, clock=clock, label_delay=settings.label_delay, watch=first_mile.watch)
     desk = Desk(gateway=gateway, box=box, catalogs=catalogs, cards=cards.renderer, channels=channels, clock=clock, default_timezone=settings.timezone,
                 default_quiet_hours=settings.quiet_hours)
     reminders = Reminders(outbox=outbox, clock=clock, leads=settings.leads,
                           tracking_after=settings.tracking_reminder_after)
     board = NoticeBoard(channels, catalogs)
-    runner = IntentRunner(shipping=shipping, channels=channels, catalogs=catalogs, lease=lease, clock=clock)
+    runner = IntentRunner(shipping=shipping, channels=channels, catalogs=catalogs, lease=lease, clock=clock,
+                          cancellations=cancellations)
     duties = Duties(sync=sync, runner=runner, outbox=outbox, channels=channels, catalogs=catalogs,
                     lease=lease, clock=clock, poll_interval=settings.poll_interval,
-                    reminders=reminders, digest=MorningDigest(board=board, clock=clock),
-                    key_expiry=KeyExpiry(board=board, clock=clock), tick=settings.tick)
+                    reminders=reminders, digest=MorningDigest(board=board, clock=clock, no_pickup_after=first_mile.no_pickup_after,
+                                         frozen_after=first_mile.frozen_after),
+                    key_expiry=KeyExpiry(board=board, clock=clock), tick=settings.tick, first_mile=first_mile,
+                    cancellations=cancellations)
     preferences = Preferences(codec=codec, catalogs=catalogs, default_leads=settings.reminder_leads)
     roster = Roster(codec=codec, catalogs=catalogs, send=channels.send)
-    buttons = ButtonRouter(codec=codec, shipping=shipping, preferences=preferences, roster=roster)
+    buttons = ButtonRouter(codec=codec, shipping=shipping, preferences=preferences, roster=roster,
+                           cancellations=cancellations)
     redactor, background = RedactingFilter(), Background()
     connect_links = ConnectLinks(box, settings.base_url, clock)
+    links = ActionLinks(box, settings.base_url, clock)
+    picklists = PickLists(gateway=gateway, catalogs=catalogs, clock=clock, font=settings.pdf_font)
     conversation = Conversation(
         desk=desk, shipping=shipping, buttons=buttons, preferences=preferences, roster=roster, catalogs=catalogs,
         first_poll=sync.poll, background=background, default_zone=settings.timezone, on_secret=redactor.add,
         key_form_url=lambda caller: connect_links.url(caller.surface.channel, caller.external_id, caller.chat_id,
                                                       caller.tr.locale),
-        invite_qr_url=(lambda code: f"{settings.base_url}/wechat/qr/{code}") if settings.official_account else None)
+        invite_qr_url=(lambda code: f"{settings.base_url}/wechat/qr/{code}") if settings.official_account else None,
+        picklists=picklists, file_url=lambda member, name: f"{links.url(member.id)}/{name}",
+        inbound=first_mile.add_inbound)
     services = Services(settings=settings, box=box, catalogs=catalogs, codec=codec, channels=channels,
-                        cards=cards, outbox=outbox, lease=lease,
+                        cards=cards, cancellations=cancellations, outbox=outbox, lease=lease,
                         gateway=gateway, sync=sync, shipping=shipping, desk=desk, duties=duties, runner=runner,
                         preferences=preferences, buttons=buttons,
-                        links=ActionLinks(box, settings.base_url, clock), apps=WechatApps(box), clock=clock,
+                        links=links, apps=WechatApps(box), clock=clock,
                         limiter=InboundLimiter(per_member=settings.inbound_per_member,
                                                per_chat=settings.inbound_per_chat),
-                        conversation=conversation, background=background, redactor=redactor,
-                        connect_links=connect_links)
+                        conversation=conversation, picklists=picklists, background=background, redactor=redactor,
+                        connect_links=connect_links, first_mile=first_mile)
     services.redactor.add(key)
     for secret in (settings.telegram_token, settings.wechat_app_secret, settings.wechat_token,
                    settings.wechat_aes_key, settings.metrics_token):

@@ -10,6 +10,7 @@ import sys
 from bot.config import Settings
 from services.security import InterruptedRotation
 from services.storage import db
+from services.storage.states import Role
 
 DEMO_CLIENT_ID = "100500"
 DEMO_API_KEY = "demo-key-not-secret"
@@ -49,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--api-key", required=True)
     add.add_argument("--name", default="")
     seller_sub.add_parser("list", help="list sellers, key expiry and push URLs")
+    push_token = seller_sub.add_parser("push-token", help="show the seller's push URL; --rotate makes a new one "
+                                                          "(the old URL stops working: paste the new one in Ozon)")
+    push_token.add_argument("client_id")
+    push_token.add_argument("--rotate", action="store_true")
     remove = seller_sub.add_parser("remove", help="remove a seller and everything stored for it")
     remove.add_argument("client_id")
     wecom = seller_sub.add_parser("wecom", help="connect the seller's WeCom self-built app (buttons in 企业微信); "
@@ -63,11 +68,19 @@ def _parser() -> argparse.ArgumentParser:
                        help="WeCom UserID of a desk owner (repeatable); other app members are packers")
     invite = seller_sub.add_parser("invite", help="a one-time code (and the WeChat binding QR code) for the desk")
     invite.add_argument("client_id", metavar="seller", help="the seller's Ozon Client-Id")
-    invite.add_argument("--role", choices=["owner", "packer"], default="packer")
+    invite.add_argument("--role", choices=[Role.OWNER, Role.PACKER], default=Role.PACKER)
     robot = seller_sub.add_parser("robot", help="send the seller's alerts to a WeCom group robot too (push only)")
     robot.add_argument("client_id", metavar="seller", help="the seller's Ozon Client-Id")
     robot.add_argument("--key", required=True, help="the robot's webhook URL or its key=… part")
     robot.add_argument("--name", default="", help="a name for the group")
+    kd100 = seller_sub.add_parser("kuaidi100", help="watch the seller's first mile through a Kuaidi100 account "
+                                  "(checked with a real call, the key stored encrypted); --remove forgets it")
+    kd100.add_argument("client_id", metavar="seller", help="the seller's Ozon Client-Id")
+    kd100.add_argument("--key", help="the account's 授权key")
+    kd100.add_argument("--customer", help="the account's customer id")
+    kd100.add_argument("--phone", default="", help="the last 4 digits of the phone on the seller's waybills "
+                       "(SF and ZTO show a trace only with it)")
+    kd100.add_argument("--remove", action="store_true", help="forget the account; waybills stop being watched")
     bench = sub.add_parser("bench", help="measure alert latency, poll cost at scale, button throughput and Ozon "
                            "calls on loopback; writes bench/results/")
     bench.add_argument("--quick", action="store_true", help="smaller sizes, for a first look (about a minute)")

@@ -1,4 +1,4 @@
-"""`ozonbot seller add|list|remove|wecom|robot|invite`: connecting sellers and their channels by hand."""
+"""`ozonbot seller add|list|remove|wecom|robot|invite|kuaidi100`: connecting sellers and their channels by hand."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from bot.logsetup import setup_logging
 from handlers.wechat.api import WechatApiError, WechatHttp
 from handlers.wechat.work import WecomChannel
 from services.desk import ConnectError
+from services.firstmile import AccountError
+from services.security import new_token
 from services.storage.models import Seller
+from services.storage.states import Role
 from services.wechat_apps import SetupError
 
 SETUP_HINTS = {
@@ -32,8 +35,9 @@ async def seller_command(settings: Settings, args) -> int:
     try:
         if args.action == "add":
             return await _seller_add(services, args)
-        if args.action in ("wecom", "robot", "invite"):
-            command = {"wecom": seller_wecom, "robot": seller_robot, "invite": seller_invite}[args.action]
+        if args.action in ("wecom", "robot", "invite", "kuaidi100", "push-token"):
+            command = {"wecom": seller_wecom, "robot": seller_robot, "invite": seller_invite,
+                       "kuaidi100": seller_kuaidi100, "push-token": seller_push_token}[args.action]
             return await command(services, args)
         if args.action == "list":
             for seller in await Seller.all().order_by("id"):
@@ -74,6 +78,19 @@ async def _seller(client_id: str) -> Seller | None:
     return seller
 
 
+async def seller_push_token(services: Services, args) -> int:
+    """L8: the push URL is a bearer credential; --rotate replaces it (a leaked URL then stops working)."""
+    seller = await _seller(args.client_id)
+    if seller is None:
+        return 1
+    if args.rotate:
+        seller.push_token = new_token()
+        await seller.save(update_fields=["push_token"])
+        print("new push URL (the old one is refused from now on; paste this one in the Ozon cabinet):")
+    print(f"{services.settings.base_url}/ozon/push/{seller.push_token}")
+    return 0
+
+
 async def seller_wecom(services: Services, args) -> int:
     seller = await _seller(args.client_id)
     if seller is None:
@@ -87,7 +104,7 @@ async def seller_wecom(services: Services, args) -> int:
     channel = WecomChannel(services.wechat_port())
     try:
         for owner in args.owner:
-            await channel.join(app, owner, role="owner")
+            await channel.join(app, owner, role=Role.OWNER)
         users = await channel.sync_members(app)
         print(f"app members on the desk: {', '.join(users) or '-'}")
         await channel.setup_menu(app)
@@ -136,4 +153,29 @@ async def seller_invite(services: Services, args) -> int:
             print(f"warning: no QR code ({exc.errcode} {exc.errmsg}); the code works by text", file=sys.stderr)
         finally:
             await sender.http.close()
+    return 0
+
+
+async def seller_kuaidi100(services: Services, args) -> int:
+    seller = await _seller(args.client_id)
+    if seller is None:
+        return 1
+    if args.remove:
+        removed = await services.first_mile.remove_account(seller)
+        print("removed: waybills are no longer watched" if removed else f"seller {seller.client_id} has no Kuaidi100 account")
+        return 0 if removed else 1
+    if not args.key or not args.customer:
+        print("not connected: give --key and --customer (or --remove)", file=sys.stderr)
+        return 2
+    try:
+        account = await services.first_mile.connect_account(seller, args.key, args.customer, phone_tail=args.phone)
+    except AccountError as exc:
+        reasons = {"bad_input": "the key or customer id looks wrong (letters and digits), or the phone tail is "
+                                "not 4+ digits",
+                   "rejected": f"Kuaidi100 refused the key or customer id ({exc.detail})",
+                   "unavailable": f"Kuaidi100 did not answer ({exc.detail}); try again later"}
+        print(f"not connected: {reasons.get(exc.reason, exc.reason)}. Nothing was stored.", file=sys.stderr)
+        return 1
+    print(f"connected Kuaidi100 for seller {seller.client_id}: every waybill the desk records is now watched")
+    print(f"push callback: {services.first_mile.callback_url(account)}")
     return 0

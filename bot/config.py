@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     reminder_leads: str = "24h,4h,1h"
     quiet_hours: str = "22:00-08:00"
     label_delay: float = Field(45.0, ge=0)
+    # the font of printed PDFs (pick lists): one that has Chinese, Cyrillic and Latin (Debian fonts-wqy-microhei)
+    pdf_font: str = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
+    # buyers' cancellation requests have no push: seconds between reads of them, per seller (with the orders)
+    cancel_poll_interval: float = Field(120.0, gt=0)
+    # seconds before Ozon's auto-approval when an unanswered request is reminded
+    cancel_remind_before: float = Field(7200.0, gt=0)
     tracking_reminder: str = "2h"
     timezone: str = "Asia/Shanghai"
     wecom_api_url: str = "https://qyapi.weixin.qq.com"
@@ -43,12 +49,18 @@ class Settings(BaseSettings):
     wechat_aes_key: SecretStr | None = None
     wechat_template_id: str | None = None
     kuaidi100_api_url: str = "https://poll.kuaidi100.com"  # first-mile tracking (subscribe, query)
+    # first-mile alerts: no pickup scan this long after the hand-over, a trace that has not moved this long
+    kuaidi100_no_pickup: str = "24h"
+    kuaidi100_frozen: str = "24h"
     public_url: str | None = None
     # inbound rate limits: updates a minute per person and per chat (0 switches a limit off)
     inbound_per_member: int = Field(30, ge=0)
     inbound_per_chat: int = Field(60, ge=0)
     # optional allow-list for Ozon pushes: comma-separated networks (Ozon's published ranges); empty = any
     ozon_push_allow: str = ""
+    # networks of the reverse proxies in front of the bot: behind one, the push allow-list reads the sender
+    # from X-Forwarded-For (only as these proxies wrote it); empty = the TCP peer is the sender
+    trusted_proxies: str = ""
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"  # json: one JSON object a line
     metrics_token: SecretStr | None = None  # bearer token for /metrics; unset: loopback, unproxied only
@@ -64,7 +76,7 @@ class Settings(BaseSettings):
         parse_leads(value)
         return value
 
-    @field_validator("tracking_reminder")
+    @field_validator("tracking_reminder", "kuaidi100_no_pickup", "kuaidi100_frozen")
     @classmethod
     def _check_tracking_reminder(cls, value: str) -> str:
         parse_duration(value)

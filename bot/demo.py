@@ -15,6 +15,7 @@ from bot.config import Settings
 from bot.logsetup import setup_logging
 from handlers.console import ConsoleChannel
 from sandbox.ozon import OzonSandbox
+from services.storage.states import Role
 
 CLIENT_ID = "100500"
 API_KEY = "demo-key-not-secret"
@@ -35,7 +36,7 @@ async def run_demo(*, lang: str = "zh_CN", orders: int = 5, stream=None) -> int:
         await services.start(schedule=False)
         connected = await services.desk.connect_seller(CLIENT_ID, API_KEY, name="Urumqi demo seller")
         member = await services.desk.join_as(connected.seller, channel="console", external_id="demo",
-                                             chat_id="console", name="Demo packer", locale=lang, role="owner")
+                                             chat_id="console", name="Demo packer", locale=lang, role=Role.OWNER)
         console = ConsoleChannel(services.conversation, member)
         services.channels.register(console)
         tr = services.catalogs.for_member(member, connected.seller)

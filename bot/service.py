@@ -21,6 +21,7 @@ from bot.config import Settings
 from bot.logsetup import setup_logging
 from handlers.action_page import ActionPage
 from handlers.key_form import KeyForm
+from handlers.kuaidi100_push import Kuaidi100PushReceiver
 from handlers.monitoring import Monitoring, count_refusals
 from handlers.ozon_push import OzonPushReceiver
 from services import metrics
@@ -85,7 +86,8 @@ async def run_service(settings: Settings, *, stop: asyncio.Event | None = None,
         setup_logging(settings.log_level, services.redactor, fmt=settings.log_format)
         await services.start()  # database, Ozon gateway, leases, scheduler (Services.stop reverses them)
         stack.push_async_callback(services.stop)
-        push = OzonPushReceiver(services.sync, allow=settings.ozon_push_allow)
+        push = OzonPushReceiver(services.sync, allow=settings.ozon_push_allow,
+                                trusted_proxies=settings.trusted_proxies)
         stack.push_async_callback(push.close)
         channels = await _open_channels(services, stack)
         runner = web.AppRunner(build_web_app(services, push=push, channels=channels))
@@ -145,8 +147,10 @@ def build_web_app(services: Services, *, push: OzonPushReceiver | None = None,
     """Every inbound route of the process, added here and nowhere else."""
     channels = channels or ChannelSet(started=True)
     app = web.Application(client_max_size=1024 * 1024, middlewares=[count_refusals])
-    push = push or OzonPushReceiver(services.sync, allow=services.settings.ozon_push_allow)
+    push = push or OzonPushReceiver(services.sync, allow=services.settings.ozon_push_allow,
+                                    trusted_proxies=services.settings.trusted_proxies)
     app.add_routes(push.routes())
+    app.add_routes(Kuaidi100PushReceiver(services.first_mile).routes())
     app.add_routes(ActionPage(services.page_port()).routes())
     app.add_routes(KeyForm(links=services.connect_links, conversation=services.conversation,
                            catalogs=services.catalogs, box=services.box, base_url=services.settings.base_url,

@@ -26,8 +26,8 @@ from handlers.ports import PagePort
 from services.i18n import Translator, normalize_locale, pick_locale
 from services.links import LinkClaim
 from services.security import SecretBox
-from services.shipping import PERSON_ROLES
 from services.storage.models import Member, Posting, Seller
+from services.storage.states import AFTER_PACKING, PEOPLE
 from services.views import Answer, Button, View
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,6 @@ PHOTO_LIMIT = 10 * 1024 * 1024  # a phone camera JPEG is 1-6 MB
 FLASH_LIMIT = 6000
 LANGUAGES = (("zh_CN", "中文"), ("ru", "Русский"), ("en", "English"))
 HTML_LANG = {"zh_CN": "zh-CN", "ru": "ru", "en": "en"}
-WAYBILL_STAGES = ("packed", "handed_over")
 
 CSS = """
 *{box-sizing:border-box}
@@ -110,7 +109,8 @@ class ActionPage:
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/a/{token}", self.show), web.post("/a/{token}/press", self.press),
                 web.post("/a/{token}/waybill", self.waybill), web.post("/a/{token}/photo", self.photo),
-                web.post("/a/{token}/lang", self.language), web.get("/a/{token}/label", self.label)]
+                web.post("/a/{token}/lang", self.language), web.get("/a/{token}/label", self.label),
+                web.get("/a/{token}/picklist", self.picklist)]
 
     # ---- routes --------------------------------------------------------------------------------
     async def show(self, request: web.Request) -> web.Response:
@@ -124,7 +124,7 @@ class ActionPage:
             title = visit.tr.gettext("📦 {number}").format(number=visit.posting.posting_number)
         body = [self._nav(visit), self._flash_html(visit, flash),
                 f'<div class="card"><p class="text">{esc(view.text)}</p>{self._rows(visit, view)}</div>']
-        if visit.posting is not None and visit.posting.stage in WAYBILL_STAGES:
+        if visit.posting is not None and visit.posting.stage in AFTER_PACKING:
             label = visit.tr.gettext("🏷 Download the label (PDF)")
             body.append(f'<p><a class="btn" href="{esc(visit.token)}/label">{esc(label)}</a></p>')
             body.append(self._entry(visit))
@@ -168,6 +168,13 @@ class ActionPage:
         return web.Response(body=pdf, content_type="application/pdf", headers={
             **HEADERS, "Content-Disposition": f'attachment; filename="{name}"'})
 
+    async def picklist(self, request: web.Request) -> web.Response:
+        """Today's pick list as a PDF to print, for a chat that cannot carry files (the Official Account)."""
+        visit = await self._visit(request)
+        pdf = await self.s.picklists.pdf_of(visit.member)
+        return web.Response(body=pdf, content_type="application/pdf", headers={
+            **HEADERS, "Content-Disposition": f'attachment; filename="{self.s.picklists.filename()}"'})
+
     async def language(self, request: web.Request) -> web.Response:
         visit, form = await self._posted_form(request)
         locale = normalize_locale(form.get("locale", ""))
@@ -184,7 +191,7 @@ class ActionPage:
         posting = None
         if member is not None and claim.posting_id is not None:
             posting = await self.s.shipping.authorize(member, claim.posting_id)
-        if member is None or member.role not in PERSON_ROLES or (claim.posting_id and posting is None):
+        if member is None or member.role not in PEOPLE or (claim.posting_id and posting is None):
             log.info("refused action page link (claim %s)", claim)
             raise self._refused(request)
         seller = await Seller.get(id=member.seller_id)

@@ -35,16 +35,17 @@ class OzonPushReceiver:
     """Pushes arrive on /ozon/push/<token>: the token is per seller and unguessable (random, 18 bytes), so
     a push for a seller proves it knows that seller's URL. `allow` optionally narrows senders to networks."""
 
-    def __init__(self, sync: OrderSync, allow: str = ""):
+    def __init__(self, sync: OrderSync, allow: str = "", trusted_proxies: str = ""):
         self._sync = sync
         self._allow = parse_networks(allow)
+        self._proxies = parse_networks(trusted_proxies)
         self._tasks: set[asyncio.Task] = set()
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/ozon/push/{token}", self.handle)]
 
     async def handle(self, request: web.Request) -> web.Response:
-        if not self._allowed(request.remote):
+        if not self._allowed(self._sender(request)):
             return _error(403, "ERROR_UNKNOWN", "sender not allowed")
         token = request.match_info["token"]
         seller = await Seller.get_or_none(push_token=token) if TOKEN_RE.match(token) else None
@@ -69,6 +70,24 @@ class OzonPushReceiver:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return web.json_response({"result": True})
+
+    def _sender(self, request: web.Request) -> str | None:
+        """The address that sent the push (L6): the TCP peer, or, when the peer is a configured trusted proxy
+        (the HTTPS proxy in front of the bot), the nearest X-Forwarded-For address that is not one."""
+        chain = [request.remote or ""]
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        chain[:0] = [part.strip() for part in forwarded.split(",") if part.strip()]
+        for address in reversed(chain):
+            if not self._is_proxy(address):
+                return address
+        return chain[0]
+
+    def _is_proxy(self, address: str) -> bool:
+        try:
+            parsed = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(parsed in network for network in self._proxies)
 
     def _allowed(self, remote: str | None) -> bool:
         if not self._allow:

@@ -16,6 +16,7 @@ from services.conversation import Conversation
 from services.desk import Desk
 from services.i18n import Catalogs
 from services.links import ActionLinks
+from services.picklist import PickLists
 from services.ratelimit import InboundLimiter
 from services.security import RedactingFilter, SecretBox
 from services.shipping import Shipping
@@ -33,6 +34,7 @@ class PagePort:
     codec: ActionCodec
     box: SecretBox
     links: ActionLinks
+    picklists: PickLists
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ VERBS = {
     "o": "open",
     "s": "settings",
     "m": "member",
+    "k": "cancellation",  # approve or reject a buyer's cancellation request (services.cancellations)
 }
 
 

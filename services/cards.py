@@ -6,19 +6,21 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
+from services import cancellations
 from services.actions import ActionCodec
 from services.channels import Channels
 from services.couriers import COURIERS, get_courier
 from services.i18n import N_, Catalogs, Translator
 from services.ozon.models import Posting as OzonPosting
 from services.pacing import KeyedTurns
-from services.storage.models import AlertMessage, Member, Posting, Seller
+from services.storage.models import AlertMessage, CancelRequest, Member, Posting, Seller
 from services.storage.states import (
     AFTER_PACKING,
     AWAITING_PACKAGING,
     AWAITING_REGISTRATION,
     CHOOSING_STAGES,
     UNPACKED_STAGES,
+    InboundState,
     LabelState,
     Stage,
 )
@@ -87,7 +89,10 @@ class CardRenderer:
         return self._codec.encode(verb, posting.id, arg)
 
     def card(self, tr: Translator, posting: Posting, *, packed_by: Member | None = None,
-             acted_by: Member | None = None) -> View:
+             acted_by: Member | None = None, cancel: CancelRequest | None = None,
+             viewer: Member | None = None) -> View:
+        """`cancel`: the buyer's latest cancellation request of the posting; `viewer`: whose copy this is (the
+        owner's copy carries the decision buttons)."""
         _ = tr.gettext
         lines = [self._header(tr, posting), ""]
         lines += self._items(tr, posting)
@@ -104,7 +109,10 @@ class CardRenderer:
         flow = FLOW_WORDS.get(posting.flow)
         lines.append(_("Flow: {flow}").format(flow=tr.gettext(flow) if flow else posting.flow or "—"))
         lines += self._stage_lines(tr, posting, packed_by, acted_by)
-        return View(text="\n".join(lines), buttons=self._buttons(tr, posting))
+        lines += cancellations.posting_lines(tr, cancel, self._clock())
+        buttons = cancellations.decision_buttons(tr, self._codec, posting, cancel, viewer) + \
+            self._buttons(tr, posting, asked=cancellations.open_request_blocks(posting, cancel))
+        return View(text="\n".join(lines), buttons=buttons)
 
     def _header(self, tr: Translator, posting: Posting) -> str:
         _ = tr.gettext
@@ -165,6 +173,13 @@ class CardRenderer:
                 lines.append(_("Kept as the first-mile record; Ozon's partner owns the tracking."))
             elif posting.tracking_number:
                 lines.append(_("Tracking sent to Ozon: {number}").format(number=posting.tracking_number))
+        if posting.inbound == InboundState.ON_THE_WAY:
+            lines.append(_("📥 Goods on the way from the supplier"))
+        elif posting.inbound == InboundState.ARRIVED:
+            lines.append(_("📥 Goods arrived from the supplier"))
+        if posting.last_scan_at is not None:  # the first mile, watched through Kuaidi100
+            lines.append(_("📍 Last scan {time}: {scan}").format(time=tr.local_time(posting.last_scan_at),
+                                                                 scan=posting.last_scan))
         return lines
 
     def _label_line(self, tr: Translator, posting: Posting) -> str:
@@ -175,14 +190,16 @@ class CardRenderer:
             LabelState.FAILED: _("🏷 Label: not ready yet, press Get label to retry"),
         }.get(posting.label_state, _("🏷 Label: will follow shortly"))
 
-    def _buttons(self, tr: Translator, posting: Posting) -> tuple[tuple[Button, ...], ...]:
+    def _buttons(self, tr: Translator, posting: Posting, *, asked: bool = False) -> tuple[tuple[Button, ...], ...]:
         _ = tr.gettext
         stage = posting.stage
         if stage == Stage.NEW and posting.status == AWAITING_PACKAGING:
             buttons = [Button(tr.gettext(c.name_en), self.action("c", posting, c.code)) for c in COURIERS]
             return tuple(tuple(buttons[i:i + 3]) for i in range(0, len(buttons), 3))
         if stage == Stage.COURIER:
-            return ((Button(_("✅ Packed"), self.action("p", posting)),),
+            packed = Button(_("✅ Packed (buyer asked to cancel)"), self.action("p", posting, "ask")) if asked \
+                else Button(_("✅ Packed"), self.action("p", posting))
+            return ((packed,),
                     (Button(_("Change courier"), self.action("x", posting)),))
         if stage == Stage.PACKED:
             rows = [(Button(_("✍️ Enter waybill number"), self.action("w", posting)),)]
@@ -204,13 +221,16 @@ class CardCopies:
         self._turns = KeyedTurns()
 
     async def render(self, posting: Posting, member: Member, seller: Seller,
-                     people: dict[int, Member] | None = None) -> View:
+                     people: dict[int, Member] | None = None, cancel: CancelRequest | None | bool = True) -> View:
         """`people`: the posting's packer and last actor, when the caller already read them (one read serves
         every copy of a card)."""
         if people is None:
             people = await self._people(posting)
+        if cancel is True:  # not read by the caller yet
+            cancel = await cancellations.Cancellations.of_posting(posting.id)
         return self.renderer.card(self._catalogs.for_member(member, seller), posting,
-                                  packed_by=people.get(posting.packed_by_id), acted_by=people.get(posting.acted_by_id))
+                                  packed_by=people.get(posting.packed_by_id), acted_by=people.get(posting.acted_by_id),
+                                  cancel=cancel or None, viewer=member)
 
     @staticmethod
     async def _people(posting: Posting, known: dict[int, Member] | None = None) -> dict[int, Member]:
@@ -235,11 +255,12 @@ class CardCopies:
             return
         posting = await Posting.get(id=posting_id).select_related("seller")
         people = await self._people(posting, known={a.member.id: a.member for a in alerts})
+        cancel = await cancellations.Cancellations.of_posting(posting.id)
         for alert in alerts:
             member: Member = alert.member
             if not self._channels.has(member.channel):
                 continue
-            view = await self.render(posting, member, posting.seller, people)
+            view = await self.render(posting, member, posting.seller, people, cancel)
             try:
                 await self._channels.edit(member, alert.message_ref, view)
             except Exception as exc:

@@ -25,6 +25,7 @@ class Verb(StrEnum):
     SETTINGS = "settings"
     INVITE = "invite"
     MEMBERS = "members"
+    PICKLIST = "picklist"
 
 
 # every spelling a person may type, lower case; the first Chinese/Russian word of a verb is how it is shown
@@ -39,6 +40,7 @@ WORDS: dict[Verb, tuple[str, ...]] = {
     Verb.SETTINGS: ("settings", "设置", "настройки"),
     Verb.INVITE: ("invite", "邀请", "пригласить"),
     Verb.MEMBERS: ("members", "成员", "участники"),
+    Verb.PICKLIST: ("picklist", "拣货", "拣货单", "сборка", "подбор", "picks"),
 }
 _LOOKUP = {word: verb for verb, words in WORDS.items() for word in words}
 def _cjk(word: str) -> bool:
@@ -114,7 +116,8 @@ INSTEAD: dict[tuple[str, str], str] = {
                        "use (the owner is named by `ozonbot seller wecom --owner`)",
     ("wechat", "buttons"): "a View's buttons become one link to the action page, which shows the same card and acts "
                            "through the same calls; settings are typed (设置 courier sf)",
-    ("wechat", "files"): "the label PDF is downloaded from the action page",
+    ("wechat", "files"): "the label PDF and the pick-list PDF are downloaded from the action page (the reply "
+                         "carries a link to the pick list's)",
     ("console", "connect"): "the demo connects its sandbox seller at start",
     ("console", "join"): "the demo has one member, its owner",
     ("console", "photo"): "a terminal sends no photos: the waybill number is typed",
@@ -132,12 +135,13 @@ DESCRIPTIONS = {
     Verb.SETTINGS: N_("quiet hours, reminders, default courier"),
     Verb.INVITE: N_("a one-time code for a packer"),
     Verb.MEMBERS: N_("who is on the desk"),
+    Verb.PICKLIST: N_("today's pick list by SKU, with a PDF to print"),
 }
 MENUS = {
-    "private": (Verb.ORDERS, Verb.STATUS, Verb.SETTINGS, Verb.JOIN, Verb.CONNECT, Verb.LANG, Verb.HELP),
-    "owner": (Verb.ORDERS, Verb.STATUS, Verb.INVITE, Verb.MEMBERS, Verb.SETTINGS, Verb.CONNECT, Verb.LANG,
+    "private": (Verb.ORDERS, Verb.PICKLIST, Verb.STATUS, Verb.SETTINGS, Verb.JOIN, Verb.CONNECT, Verb.LANG, Verb.HELP),
+    "owner": (Verb.ORDERS, Verb.PICKLIST, Verb.STATUS, Verb.INVITE, Verb.MEMBERS, Verb.SETTINGS, Verb.CONNECT, Verb.LANG,
               Verb.HELP),
-    "group": (Verb.ORDERS, Verb.STATUS, Verb.HELP),
+    "group": (Verb.ORDERS, Verb.PICKLIST, Verb.STATUS, Verb.HELP),
 }
 
 

@@ -19,9 +19,11 @@ from services.commands import Surface, Verb, parse_command
 from services.desk import ConnectError, Desk
 from services.i18n import N_, Catalogs, Translator, normalize_locale, pick_locale
 from services.members import Roster
+from services.picklist import PickLists
 from services.preferences import Preferences
-from services.shipping import PERSON_ROLES, Shipping
+from services.shipping import Shipping
 from services.storage.models import Member, Seller
+from services.storage.states import PEOPLE, Role
 from services.views import Answer, View
 
 log = logging.getLogger(__name__)
@@ -44,11 +46,11 @@ class Caller:
 
     @property
     def on_desk(self) -> bool:
-        return self.person and self.member is not None and self.member.role in PERSON_ROLES
+        return self.person and self.member is not None and self.member.role in PEOPLE
 
     @property
     def owner(self) -> bool:
-        return self.on_desk and self.member.role == "owner"
+        return self.on_desk and self.member.role == Role.OWNER
 
     def say(self, message: str, **names: str) -> Answer:
         """A reply in the caller's language; {orders}, {join} … name the commands of the caller's surface."""
@@ -63,7 +65,10 @@ class Conversation:
     def __init__(self, *, desk: Desk, shipping: Shipping, buttons: ButtonRouter, preferences: Preferences, roster: Roster,
                  catalogs: Catalogs, first_poll: Callable[[Seller], Awaitable[object]], background: Background,
                  default_zone: str, on_secret: Callable[[str], None], key_form_url: Callable[[Caller], str] | None,
-                 invite_qr_url: Callable[[str], str] | None = None):
+                 picklists: PickLists, invite_qr_url: Callable[[str], str] | None = None,
+                 file_url: Callable[[Member, str], str] | None = None,
+                 inbound: Callable[[Member, str, Translator], Awaitable[View | None]] | None = None):
+        """`inbound(member, text, tr)`: `<posting number> <waybill>`, a supplier's parcel (services.firstmile)."""
         self._desk = desk
         self._shipping = shipping
         self._buttons = buttons
@@ -76,6 +81,9 @@ class Conversation:
         self._on_secret = on_secret
         self._key_form_url = key_form_url
         self._invite_qr_url = invite_qr_url
+        self._picklists = picklists
+        self._file_url = file_url  # the action page's download of a file, for a chat that cannot carry one
+        self._inbound = inbound
 
     # ---- who is speaking -----------------------------------------------------------------------
     async def caller(self, surface: Surface, external_id: str, *, chat_id: str | None, name: str = "",
@@ -108,7 +116,12 @@ class Conversation:
             return await self.command(caller, command.verb, command.arg)
         if not caller.on_desk:
             return self._not_on_desk(caller) if caller.private else Answer()
-        answer = await self._shipping.submit_waybill(caller.member, text)
+        answer = await self._buttons.submit_reason(caller.member, text)  # a reason to refuse a cancellation
+        if answer is None:
+            answer = await self._shipping.submit_waybill(caller.member, text)
+        if answer is None and self._inbound is not None:
+            view = await self._inbound(caller.member, text, caller.tr)
+            answer = Answer(replies=[view]) if view is not None else None
         if answer is not None:
             return answer
         if caller.private or _looks_like_number(text):
@@ -161,7 +174,7 @@ class Conversation:
         """Checks the key with Ozon and makes the caller the desk's owner; the key reaches nothing but storage."""
         if not caller.person:
             return replace(self._as_yourself(caller), alert=True)
-        if caller.member is not None and caller.member.role != "owner":
+        if caller.member is not None and caller.member.role != Role.OWNER:
             return replace(caller.say(N_("Only the desk owner can connect an Ozon account.")), alert=True)
         self._on_secret(api_key)
         try:
@@ -172,11 +185,11 @@ class Conversation:
         owner = await self._desk.join_as(
             connected.seller, channel=caller.surface.channel, external_id=caller.external_id,
             chat_id=caller.chat_id if caller.private else None, name=caller.name, locale=caller.tr.locale,
-            role="owner")
+            role=Role.OWNER)
         if not caller.private and caller.chat_id:  # the group itself gets the desk's alerts
             await self._desk.join_as(connected.seller, channel=caller.surface.channel,
                                      external_id=f"chat:{caller.chat_id}", chat_id=caller.chat_id,
-                                     name=group_title, locale=caller.tr.locale, role="group")
+                                     name=group_title, locale=caller.tr.locale, role=Role.GROUP)
         self._background.spawn(self._first_poll(connected.seller), name=f"first poll of seller {connected.seller.id}")
         tr = self._catalogs.translator(owner.locale, owner.timezone or connected.seller.timezone)
         warehouses = ", ".join(w.name or str(w.warehouse_id) for w in connected.warehouses) or "—"
@@ -198,7 +211,8 @@ class Conversation:
 
     async def _help(self, caller: Caller, arg: str) -> Answer:
         return caller.say(
-            N_("{orders}: open orders, most urgent first\n{status} <number>: status of a posting, order or tracking "
+            N_("{orders}: open orders, most urgent first\n{picklist}: today's pick list by SKU, with a PDF to print"
+               "\n{status} <number>: status of a posting, order or tracking "
                "number (or just send the number)\n{settings}: your settings\n{invite}: a one-time code for a "
                "packer (owner)\n{members}: who is on the desk; the owner removes members there\n{join} <code>: join "
                "a desk\n{connect}: connect your Ozon account (owner)\n{lang} zh|ru|en: language\nWhen I ask for a "
@@ -237,6 +251,20 @@ class Conversation:
             return await self._roster.remove_typed(caller.member, arg)
         return Answer(replies=[await self._roster.view(caller.member)])
 
+    async def _picklist(self, caller: Caller, arg: str) -> Answer:
+        views = await self._picklists.views(caller.member)
+        return Answer(replies=[self._carried(caller, view, "picklist") for view in views])
+
+    def _carried(self, caller: Caller, view: View, name: str) -> View:
+        """A view with a file, as the caller's surface can take it: where files cannot go into the chat, the
+        text carries the action page's link to the file instead."""
+        if view.attachment is None or caller.surface.files:
+            return view
+        if self._file_url is None:
+            return replace(view, attachment=None)
+        link = caller.tr.gettext("PDF to print: {url}").format(url=self._file_url(caller.member, name))
+        return replace(view, text=f"{view.text}\n{link}", attachment=None)
+
     async def _invite(self, caller: Caller, arg: str) -> Answer:
         invite = await self._desk.create_invite(caller.member)
         if invite is None:
@@ -251,7 +279,7 @@ class Conversation:
 
     async def _connect_command(self, caller: Caller, arg: str) -> Answer:
         """Where the chat can delete the message, the key may come in it; elsewhere only through the form."""
-        if caller.member is not None and caller.member.role != "owner":
+        if caller.member is not None and caller.member.role != Role.OWNER:
             return caller.say(N_("Only the desk owner can connect an Ozon account."))
         parts = arg.split()
         if caller.surface.deletes_messages and len(parts) == 2:
@@ -291,7 +319,8 @@ class Conversation:
 _ANYONE = {Verb.START: Conversation._start, Verb.HELP: Conversation._help, Verb.LANG: Conversation._lang,
            Verb.JOIN: Conversation._join}
 _DESK = {Verb.ORDERS: Conversation._orders, Verb.STATUS: Conversation._status,
-         Verb.SETTINGS: Conversation._settings, Verb.INVITE: Conversation._invite, Verb.MEMBERS: Conversation._members}
+         Verb.SETTINGS: Conversation._settings, Verb.INVITE: Conversation._invite, Verb.MEMBERS: Conversation._members,
+         Verb.PICKLIST: Conversation._picklist}
 
 
 def connect_error(caller: Caller, exc: ConnectError) -> str:

@@ -26,6 +26,7 @@ __all__ = (
     "NumberCheck",
     "check_number",
     "get_courier",
+    "kuaidi100_code",
     "normalize_number",
     "pick_waybill_number",
     "read_barcodes",
@@ -344,3 +345,15 @@ def pick_waybill_number(texts: Iterable[str], courier_code: str | None) -> str |
     if known:
         return known[0]
     return candidates[0]
+
+
+# Kuaidi100's courier codes (reference/peers.md Appendix C); "other" has none and is not watched
+KUAIDI100_CODES: Mapping[str, str] = MappingProxyType({
+    "sf": "shunfeng", "zto": "zhongtong", "yto": "yuantong", "yunda": "yunda", "sto": "shentong", "jd": "jd",
+    "ems": "ems", "chinapost": "youzhengguonei", "jt": "jtexpress",
+})
+
+
+def kuaidi100_code(courier: str | None) -> str | None:
+    """The Kuaidi100 code of one of our couriers, or None when Kuaidi100 cannot be asked about it."""
+    return KUAIDI100_CODES.get(courier or "")

@@ -262,6 +262,9 @@ class Desk:
             _("Waybill: {number}").format(number=posting.waybill or "—"),
             _("Ozon tracking: {number}").format(number=posting.tracking_number or "—"),
         ]
+        if posting.last_scan_at is not None:  # the first mile, watched through Kuaidi100
+            lines.append(_("📍 Last scan {time}: {scan}").format(time=tr.local_time(posting.last_scan_at),
+                                                                 scan=posting.last_scan))
         if posting.status not in FINAL_STATUSES:
             lines.append(_("Ship by: {deadline} ({left})").format(
                 deadline=tr.local_time(posting.shipment_date), left=tr.time_left(posting.shipment_date, self._clock())))

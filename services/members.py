@@ -19,7 +19,7 @@ from services.views import Answer, Button, View
 
 log = logging.getLogger(__name__)
 REMOVED = Role.REMOVED
-ROLE_WORDS = {"owner": N_("owner"), "packer": N_("packer"), "group": N_("group chat")}
+ROLE_WORDS = {Role.OWNER: N_("owner"), Role.PACKER: N_("packer"), Role.GROUP: N_("group chat")}
 
 
 class Roster:
@@ -36,10 +36,10 @@ class Roster:
         buttons = []
         for position, other in enumerate(members, 1):
             lines.append(f"{position}. {self._name(tr, other)}: {tr.gettext(ROLE_WORDS.get(other.role, other.role))}")
-            if member.role == "owner" and other.id != member.id:
+            if member.role == Role.OWNER and other.id != member.id:
                 buttons.append((Button(tr.gettext("Remove {name}").format(name=self._name(tr, other))[:60],
                                        self._codec.encode("m", 0, str(other.id))),))
-        if member.role == "owner":
+        if member.role == Role.OWNER:
             lines.append(tr.gettext("{invite} adds a packer; {members} remove <number> takes someone off the desk."
                                     ).format(**spelled(member.channel, tr.locale)))
         return View(text="\n".join(lines), buttons=tuple(buttons))
@@ -48,7 +48,7 @@ class Roster:
         """`members remove 2` (成员 移除 2): for surfaces without buttons, by the number in the list."""
         seller = await Seller.get(id=member.seller_id)
         tr = self._catalogs.for_member(member, seller)
-        if member.role != "owner":
+        if member.role != Role.OWNER:
             return Answer(replies=[View(text=tr.gettext("Only the desk owner can remove members."))])
         members = await Member.filter(seller_id=seller.id).exclude(role=REMOVED).order_by("id")
         position = arg.split()[-1] if arg.split() else ""
@@ -62,7 +62,7 @@ class Roster:
 
     async def press(self, member: Member | None, action: Action) -> Answer:
         """`m.0.<id>` asks to confirm, `m.0.<id>:yes` removes, `m.0.list` goes back to the list."""
-        if member is None or member.role != "owner":
+        if member is None or member.role != Role.OWNER:
             tr = self._catalogs.translator(member.locale if member else None)
             return Answer(toast=tr.gettext("Only the desk owner can remove members."), alert=True)
         seller = await Seller.get(id=member.seller_id)
@@ -84,7 +84,7 @@ class Roster:
     async def remove(self, other: Member, seller: Seller) -> None:
         """Tells them (while a chat is still known), then ends the membership: role and chat go together."""
         tr = self._catalogs.for_member(other, seller)
-        if other.chat_id and other.role != "group":
+        if other.chat_id and other.role != Role.GROUP:
             try:
                 await self._send(other, View(text=tr.gettext(
                     "You were removed from the desk of seller {client_id}.").format(client_id=seller.client_id)))

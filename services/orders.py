@@ -256,7 +256,9 @@ async def _upsert(conn, seller: Seller, row: Posting | None, remote: OzonPosting
         return await Posting.create(seller=seller, posting_number=remote.posting_number, using_db=conn, **fields)
     for name, value in fields.items():
         setattr(row, name, value)
-    await row.save(using_db=conn)
+    # only the columns the sync owns: a save of every column would write back what this row held when it was
+    # read over what another writer stored meanwhile (a waybill, a first-mile scan)
+    await row.save(using_db=conn, update_fields=list(fields))
     return row
 
 

@@ -12,6 +12,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 
 from services import metrics, reminders
+from services.cancellations import CANCEL_EVENTS, Cancellations
 from services.cards import CardCopies
 from services.channels import Channels, DeliveryDeferred, DeliveryRefused, DeliveryUncertain
 from services.durations import in_quiet_hours
@@ -23,8 +24,10 @@ from services.views import View
 
 log = logging.getLogger(__name__)
 # what an event does: edit every copy of the posting's card, and/or message the desk (card, reminder, notice)
-REFRESH_CARD = frozenset({EventKind.STATUS, EventKind.DEADLINE, EventKind.CANCELLED, EventKind.ANNOUNCE})
-TELL_DESK = frozenset({EventKind.NEW, EventKind.REMIND, EventKind.CANCELLED, EventKind.ANNOUNCE})
+REFRESH_CARD = frozenset({EventKind.STATUS, EventKind.DEADLINE, EventKind.CANCELLED, EventKind.ANNOUNCE,
+                          EventKind.CANCEL_ASKED, EventKind.CANCEL_DECIDED})
+TELL_DESK = frozenset({EventKind.NEW, EventKind.REMIND, EventKind.CANCELLED, EventKind.ANNOUNCE, EventKind.TRACE,
+                       EventKind.CANCEL_ASKED, EventKind.CANCEL_REMIND})
 # a failed send is tried again after RETRY_FIRST, doubling up to RETRY_CAP, for as long as the alert still
 # matters and at most RETRY_FOR after it first failed; delivered later than LATE_AFTER, it says so
 RETRY_FIRST = timedelta(seconds=15)
@@ -40,13 +43,15 @@ NEW_BATCH, OTHER_BATCH = 50, 10
 class Outbox:
     def __init__(self, *, channels: Channels, cards: CardCopies, catalogs: Catalogs, lease: Lease,
                  clock: Callable[[], datetime], retry_first: timedelta = RETRY_FIRST,
-                 retry_cap: timedelta = RETRY_CAP, retry_for: timedelta = RETRY_FOR):
+                 retry_cap: timedelta = RETRY_CAP, retry_for: timedelta = RETRY_FOR,
+                 cancellations: Cancellations | None = None):
         self._channels = channels
         self._cards = cards
         self._catalogs = catalogs
         self._lease = lease
         self._clock = clock
         self._lock = asyncio.Lock()
+        self._cancellations = cancellations  # renders and edits the cards of buyers' cancellation requests
         self.retry_first = retry_first
         self._retry_cap = max(retry_cap, retry_first)
         self._retry_for = retry_for
@@ -89,6 +94,8 @@ class Outbox:
         seller: Seller = posting.seller
         if event.kind in REFRESH_CARD:
             await self._cards.refresh(posting.id)
+        if event.kind == EventKind.CANCEL_DECIDED and self._cancellations is not None:
+            await self._cancellations.refresh(event)
         if event.kind not in TELL_DESK:
             return
         if event.kind == EventKind.REMIND and not reminders.still_due(event, posting):
@@ -115,6 +122,11 @@ class Outbox:
                        *, silent: bool = False, marker: str = "") -> None:
         if event.kind == EventKind.NEW:
             view = await self._cards.render(posting, member, seller)
+        elif event.kind in CANCEL_EVENTS:
+            view = await self._cancellations.view(event, posting, member, seller) if self._cancellations else None
+            if view is None:
+                await Notification.filter(id=note.id).update(state=NotificationState.SKIPPED, claimed_by=None)
+                return
         else:
             view = reminders.render(event, posting, self._catalogs.for_member(member, seller),
                                     self._cards.renderer, self._clock())
@@ -134,6 +146,8 @@ class Outbox:
             return  # failed: retry_failed tries again
         if ref and event.kind == EventKind.NEW:  # recorded first: recovery after a crash reads it as "delivered"
             await AlertMessage.update_or_create(defaults={"message_ref": ref}, posting=posting, member=member)
+        if ref and event.kind == EventKind.CANCEL_ASKED and self._cancellations is not None:
+            await self._cancellations.record(event, member, ref)
         await Notification.filter(id=note.id).update(state=NotificationState.SENT, claimed_by=None,
                                                      resent=bool(marker))
 

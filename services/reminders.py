@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from tortoise.exceptions import IntegrityError
 
+from services import firstmile
 from services.cards import CardRenderer
 from services.durations import in_quiet_hours, parse_leads
 from services.i18n import Translator
@@ -48,6 +49,12 @@ def render(event: Event, posting: Posting, tr: Translator, cards: CardRenderer, 
         return _reminder(event, posting, tr, cards, now) if still_due(event, posting) else None
     if event.kind in (EventKind.CANCELLED, EventKind.ANNOUNCE):
         return View(text=_announcement(event, posting, tr))
+    if event.kind == EventKind.TRACE:
+        view = firstmile.render(event, posting, tr, now)
+        if view is not None:  # with the card's buttons, so the desk can act on the posting from the alert
+            card = cards.card(tr, posting)
+            return View(text=view.text + "\n\n" + card.text, buttons=card.buttons)
+        return None
     return None
 
 

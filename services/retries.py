@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from services.cancellations import Cancellations
 from services.channels import Channels
 from services.i18n import N_, Catalogs
 from services.lease import Lease
@@ -23,13 +24,15 @@ WHAT_FAILED = {
     IntentKind.SHIP: N_("pack {number} in Ozon"),
     IntentKind.TRACKING: N_("send the tracking number of {number} to Ozon"),
     IntentKind.LABEL: N_("get the Ozon label of {number}"),
+    IntentKind.CANCEL_DECISION: N_("send your decision on the buyer's cancellation of {number} to Ozon"),
 }
 
 
 class IntentRunner:
     def __init__(self, *, shipping: Shipping, channels: Channels, catalogs: Catalogs, lease: Lease,
-                 clock: Callable[[], datetime]):
+                 clock: Callable[[], datetime], cancellations: Cancellations | None = None):
         self._shipping = shipping
+        self._cancellations = cancellations
         self._channels = channels
         self._catalogs = catalogs
         self._clock = clock
@@ -66,6 +69,8 @@ class IntentRunner:
             with self._lease.running(intent.id):
                 await self._retry_label(await Intent.get(id=intent.id))
             return Answer()
+        if intent.kind == IntentKind.CANCEL_DECISION and self._cancellations is not None:
+            return await self._cancellations.run_intent(intent, ignore_backoff=restart)
         return await self._shipping.run_intent(intent, ignore_backoff=restart)
 
     async def _backoff(self, intent_id: int) -> None:

@@ -11,10 +11,12 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from tortoise.expressions import Q
 
-from services import metrics
+from services import metrics, retention
+from services.cancellations import Cancellations
 from services.channels import Channels
 from services.commands import spelled
 from services.digest import MorningDigest
+from services.firstmile import FirstMile
 from services.i18n import Catalogs
 from services.key_expiry import KeyExpiry
 from services.lease import Lease
@@ -37,7 +39,8 @@ class Duties:
     def __init__(self, *, sync: OrderSync, runner: IntentRunner, outbox: Outbox, channels: Channels,
                  catalogs: Catalogs, lease: Lease, clock: Callable[[], datetime],
                  poll_interval: float, reminders: Reminders, digest: MorningDigest, key_expiry: KeyExpiry,
-                 tick: float = 30.0, max_concurrent_polls: int = 100):
+                 tick: float = 30.0, max_concurrent_polls: int = 100, first_mile: FirstMile | None = None,
+                 cancellations: Cancellations | None = None):
         self._sync = sync
         self._runner = runner
         self._outbox = outbox
@@ -50,6 +53,8 @@ class Duties:
         self._digest = digest
         self._key_expiry = key_expiry
         self._lease = lease
+        self._first_mile = first_mile
+        self._cancellations = cancellations
         self._gate = asyncio.Semaphore(max_concurrent_polls)
         self.scheduler = AsyncIOScheduler(timezone="UTC")
 
@@ -58,12 +63,17 @@ class Duties:
         # twentieth of the interval keeps that lateness small next to it (0.25 s at 5 s, 1 s from 20 s up)
         self._every(self.poll_due, min(1.0, max(0.1, self._interval / 20)), "poll")
         self._every(self._reminders.run_due, self._tick, "reminders")
+        if self._cancellations is not None:
+            self._every(self._cancellations.run_due, self._tick, "cancel_reminders")
         self._every(self._digest.run_due, self._tick, "digest")
         self._every(self._key_expiry.run_due, self._tick, "key_expiry")
+        if self._first_mile is not None:
+            self._every(self.first_mile_due, self._tick, "first_mile")
         # the retry job runs at least as often as the outbox's first backoff, so a short one is honoured
         self._every(self.retry_work, min(15.0, self._tick, self._outbox.retry_first.total_seconds()), "retry",
                     start_now=False)
         # leases and claims live while this process does: renewed well inside their lifetime
+        self._every(self.prune, 3600.0, "retention", start_now=False)
         self._every(self._lease.heartbeat, self._lease.ttl.total_seconds() / 3, "heartbeat", start_now=False)
         self.scheduler.start()
 
@@ -128,9 +138,19 @@ class Duties:
                 # jitter spreads sellers apart; subtracted, so no seller waits longer than the interval
                 jitter = random.uniform(0, self._interval * 0.1)
                 state.next_poll_at = state.last_poll_at + timedelta(seconds=self._interval - jitter)
+                await self._poll_cancellations(seller)
             # never the lease columns: the heartbeat owns them while this poll runs
             await state.save(update_fields=["last_poll_at", "last_success_at", "consecutive_errors", "next_poll_at",
                                             "last_error", "fingerprint"])
+
+    async def _poll_cancellations(self, seller: Seller) -> None:
+        """Buyers' cancellation requests have no push: read with the orders, at their own slower pace."""
+        if self._cancellations is None:
+            return
+        try:
+            await self._cancellations.poll(seller)
+        except OzonError as exc:
+            log.warning("cancellation requests of seller %s unread (%s)", seller.id, exc.token)
 
     async def _key_refused(self, seller: Seller, exc: OzonAuthError) -> None:
         """Polling stops for this seller until a new key is connected; the owner hears it once."""
@@ -143,6 +163,15 @@ class Duties:
                 "⚠️ Ozon refused the API key of seller {client_id} ({reason}). New orders are not being "
                 "fetched. Create a new key in the Ozon cabinet and connect it with {connect}.").format(
                 client_id=seller.client_id, reason=exc.reason, connect=spelled(owner.channel, tr.locale)["connect"])))
+
+    async def prune(self) -> None:
+        await retention.prune(self._clock())
+
+    async def first_mile_due(self) -> None:
+        """Subscriptions Kuaidi100 has not taken yet, then the alerts whose time has come."""
+        assert self._first_mile is not None
+        await self._first_mile.subscribe_due()
+        await self._first_mile.check_due()
 
     async def retry_work(self) -> None:
         await self._outbox.recover_interrupted()

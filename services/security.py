@@ -72,10 +72,17 @@ def load_or_create_key(data_dir: Path) -> str:
     path = data_dir / KEY_FILE
     if path.exists():
         return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(data_dir)
     key = Fernet.generate_key().decode()
     write_secret_file(path, key, exclusive=True)
     return key
+
+
+def make_private_dir(path: Path) -> None:
+    """L8: the data dir holds the key and the database: only its owner may list or enter it."""
+    if not path.exists():
+        path.mkdir(mode=0o700, parents=True)
+        os.chmod(path, 0o700)  # whatever the umask
 
 
 def write_secret_file(path: Path, text: str, *, exclusive: bool = False) -> None:

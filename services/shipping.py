@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime, timedelta
 
 from tortoise.transactions import in_transaction
 
 from services.actions import Action
+from services.cancellations import Cancellations, open_request_blocks
 from services.cards import CardCopies, courier_name
 from services.channels import Channels
 from services.commands import spelled
@@ -41,7 +42,6 @@ log = logging.getLogger(__name__)
 REQUIREMENT_TOKENS = frozenset({"EXEMPLAR_INFO_NOT_FILLED_COMPLETELY", "WEIGHT_IS_REQUIRED", "MANDATORY_MARK_REDUNDANT",
                                 "EXEMPLAR_INFO_ALREADY_DEFINED", "HAS_INCORRECT_PRODUCT_QUANTITY",
                                 "UNKNOWN_PRODUCT_DEFINED", "UNKNOW_PRODUCT"})
-PERSON_ROLES = PEOPLE  # the old name, still imported by channels: use states.PEOPLE
 LABEL_POLLS = 10
 LABEL_RETRY_FIRST = 30  # seconds after a late label before the retry job asks again
 PROGRESS_EDIT_AFTER = 0.7  # seconds of waiting on Ozon's ship before the cards say "packing"
@@ -50,7 +50,8 @@ PROGRESS_EDIT_AFTER = 0.7  # seconds of waiting on Ozon's ship before the cards 
 class Shipping(TrackingSteps):
     def __init__(self, *, gateway: OzonGateway, channels: Channels, cards: CardCopies, catalogs: Catalogs,
                  lease: Lease, outbox: Outbox, clock: Callable[[], datetime], label_delay: float,
-                 poll_interval: float = 1.0):
+                 poll_interval: float = 1.0, watch: Callable[[Posting, str], Awaitable[object]] | None = None):
+        """`watch(posting, number)`: a recorded domestic waybill is handed to the first-mile watch."""
         self._gateway = gateway
         self._channels = channels
         self._cards = cards
@@ -60,6 +61,7 @@ class Shipping(TrackingSteps):
         self._clock = clock
         self._label_delay = label_delay
         self._poll_interval = poll_interval
+        self._watch = watch
         self._tasks: set[asyncio.Task] = set()
 
     # ---- authorisation -------------------------------------------------------------------------
@@ -118,6 +120,12 @@ class Shipping(TrackingSteps):
 
     # ---- packing -------------------------------------------------------------------------------
     async def _packed(self, member: Member, posting: Posting, action: Action) -> Answer:
+        if action.arg != "sure" and open_request_blocks(posting, await Cancellations.of_posting(posting.id)):
+            tr = self._tr(member)
+            button = Button(tr.gettext("Pack anyway"), self._cards.renderer.action("p", posting, "sure"))
+            return Answer(replies=[View(text=tr.gettext(
+                "⚠️ The buyer asked to cancel {number} and nobody has decided yet. Pack it anyway?").format(
+                number=posting.posting_number), buttons=((button,),))])
         # the conditional update is the lock: of two taps (or two packers) exactly one moves on. The intent is
         # written in the same transaction, so no crash leaves a posting "packing" with nothing to finish it.
         async with in_transaction() as conn:

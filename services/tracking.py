@@ -116,6 +116,7 @@ class TrackingSteps:
             await Posting.filter(id=posting.id).using_db(conn).update(
                 waybill=number, acted_by_id=member.id, **({} if tracked else {"stage": Stage.HANDED_OVER}))
             intent = await self._tracking_intent(conn, posting, number, member) if tracked else None
+        await self._watch_waybill(posting, number)
         if not tracked:
             await self._refresh(posting.id)
             return Answer(toast=_("Saved."), replies=[View(text=_(
@@ -125,6 +126,16 @@ class TrackingSteps:
         if intent is None:
             return Answer(toast=_("Tracking number {number} is already with Ozon.").format(number=number))
         return await self.run_tracking(intent)
+
+    async def _watch_waybill(self, posting: Posting, number: str) -> None:
+        """The first mile is watched (Kuaidi100) when the seller has an account; its trouble is never the
+        packer's: the waybill is recorded whatever happens there."""
+        if self._watch is None:
+            return
+        try:
+            await self._watch(posting, number)
+        except Exception:
+            log.exception("first-mile watch of posting %s failed", posting.id)
 
     async def _tracking_intent(self, conn, posting: Posting, number: str, member: Member) -> Intent | None:
         existing = await Intent.get_or_none(posting_id=posting.id, kind=IntentKind.TRACKING, key=number,

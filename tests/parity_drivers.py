@@ -135,7 +135,10 @@ class WecomDriver(Driver):
         self.cards[task_id] = update.get("template_card", card)
 
     async def photo(self, who: str, number: str, data: bytes, expect: str) -> str:
-        user, before = self.ids[who], len(self.fake.sent)
+        user = self.ids[who]
+        # Packed runs after the click's card update: a photo sent before the bot asks is not a waybill yet
+        await self.fake.wait_for(lambda: f"Waybill number for {number}" in self._after(user, 0), timeout=20)
+        before = len(self.fake.sent)
         media = self.fake.add_media(data)
         assert (await self.callbacks.post(self.callbacks.image(user, media)))[0] == 200
         return await _until(lambda: self._after(user, before), expect, "a photo")

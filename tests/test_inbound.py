@@ -144,3 +144,23 @@ async def _connect(settings) -> Seller:
         return (await services.desk.connect_seller(CLIENT_ID, API_KEY)).seller
     finally:
         await services.gateway.close()
+
+
+@pytest.mark.parametrize("proxies, forwarded, expect", [
+    ("127.0.0.1/32", "203.0.113.7", 200),  # behind our proxy: the sender it saw is Ozon's
+    ("127.0.0.1/32", "203.0.113.7, 198.51.100.1", 403),  # the nearest untrusted hop decides
+    ("127.0.0.1/32", "", 403),  # the proxy itself is no sender
+    ("", "203.0.113.7", 403),  # a header from a peer that is no trusted proxy is ignored
+])
+async def test_push_allow_list_behind_a_trusted_proxy(make_settings, sandbox, proxies, forwarded, expect):
+    """L6: behind the README's HTTPS proxy the TCP peer is 127.0.0.1: the allow-list refused every push, or
+    (with the proxy's address added) allowed everything."""
+    settings = make_settings(ozon_api_url=sandbox.base_url, ozon_push_allow="203.0.113.0/24",
+                             trusted_proxies=proxies)
+    async with running_bot(settings):
+        seller = await _connect(settings)
+        url = f"http://127.0.0.1:{settings.http_port}/ozon/push/{seller.push_token}"
+        headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+        async with aiohttp.ClientSession() as http, http.post(url, json={"message_type": "TYPE_PING"},
+                                                              headers=headers) as resp:
+            assert resp.status == expect

@@ -240,7 +240,7 @@ def test_the_proxy_examples_publish_every_route_but_metrics(make_settings, fake_
                         official=OfficialAccount(services.wechat_port()))
     app = build_web_app(services, channels=channels)
     paths = {r.canonical for r in app.router.resources()}
-    assert {"/metrics", "/health", "/telegram/webhook", "/ozon/push/{token}", "/a/{token}"} <= paths
+    assert {"/metrics", "/health", "/telegram/webhook", "/ozon/push/{token}", "/kuaidi100/{token}", "/a/{token}"} <= paths
     caddy = re.search(r"@public path (.+)", (DEPLOY / "Caddyfile").read_text())[1].split()
     nginx = re.findall(r"location (=|\^~) (\S+)", (DEPLOY / "nginx.conf").read_text())
 

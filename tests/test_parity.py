@@ -61,8 +61,15 @@ async def _script(driver, sandbox, roles: dict[str, str]) -> None:
         await driver.command("packer", "lang en", expect="Language set")
 
     first, second = (o["posting_number"] for o in sandbox.generate_orders(CLIENT_ID, 2, flows=["non_integrated"]))
-    for number, waybill in ((first, TYPED_WAYBILL), (second, PHOTO_WAYBILL)):
+    for number in (first, second):
         await driver.card(hands, number)
+    picks = await driver.command(hands, "picklist", expect="Pick list: 2 postings to pack")
+    assert first in picks and second in picks
+    if (surface, "files") in INSTEAD:  # the reply links the action page's PDF instead
+        url = driver.local(re.search(r"PDF to print: (\S+)", picks).group(1))
+        async with driver.http.get(url) as response:
+            assert response.status == 200 and (await response.read()).startswith(b"%PDF")
+    for number, waybill in ((first, TYPED_WAYBILL), (second, PHOTO_WAYBILL)):
         await driver.press(hands, number, "SF Express")
         await driver.press(hands, number, "Packed")
         sent = f"Tracking number {waybill} sent to Ozon"

@@ -1,9 +1,13 @@
 """The named states are the strings the database has always held: the enums match the migrations, the models
-need no migration, and a row written with a member reads back as the plain string."""
+need no migration, a row written with a member reads back as the plain string, and the product code writes
+and compares its states through the enums."""
 
 from __future__ import annotations
 
+import ast
+import re
 from enum import StrEnum
+from pathlib import Path
 
 import pytest
 from tortoise import Tortoise, connections, fields
@@ -18,7 +22,9 @@ from services.storage.states import (
     OPEN_STAGES,
     PEOPLE,
     UNPACKED_STAGES,
+    CancelState,
     EventKind,
+    InboundState,
     IntentKind,
     IntentState,
     KeyState,
@@ -28,6 +34,8 @@ from services.storage.states import (
     PendingKind,
     Role,
     Stage,
+    WaybillRole,
+    WaybillState,
 )
 
 # every enum's values: the strings written to its columns since migration 0001 (Role.REMOVED: by the owner's
@@ -37,12 +45,17 @@ VOCABULARY = {
     Role: {"owner", "packer", "group", "removed"},
     Stage: {"new", "courier", "packing", "packed", "handed_over", "cancelled"},
     LabelState: {"none", "pending", "sent", "failed"},
-    EventKind: {"new", "status", "cancelled", "announce", "deadline", "remind"},
+    EventKind: {"new", "status", "cancelled", "announce", "deadline", "remind", "trace", "cancel_asked",
+                "cancel_remind", "cancel_decided"},
     NotificationState: {"sending", "sent", "failed", "skipped", "refused", "expired"},  # the last two: 0005 (H3)
-    IntentKind: {"ship", "tracking", "delivering", "label"},
+    IntentKind: {"ship", "tracking", "delivering", "label", "cancel_decision"},
     IntentState: {"pending", "done", "failed"},
-    PendingKind: {"waybill", "confirm"},
+    PendingKind: {"waybill", "confirm", "cancel_reason"},
+    CancelState: {"open", "approved", "rejected", "auto_approved"},
     NoticeKind: {"digest", "key_expiry", "alerts_refused"},
+    WaybillRole: {"outbound", "inbound"},
+    InboundState: {"", "on_the_way", "arrived"},
+    WaybillState: {"pending", "subscribed", "refused", "signed", "aborted"},
 }
 COLUMNS = [  # (model, column, the enum it holds)
     ("Seller", "key_state", KeyState),
@@ -56,7 +69,11 @@ COLUMNS = [  # (model, column, the enum it holds)
     ("Intent", "state", IntentState),
     ("PendingInput", "kind", PendingKind),
     ("Notice", "kind", NoticeKind),
+    ("CancelRequest", "state", CancelState),
     ("Notice", "state", NotificationState),
+    ("Waybill", "role", WaybillRole),
+    ("Posting", "inbound", InboundState),
+    ("Waybill", "state", WaybillState),
 ]
 
 
@@ -132,3 +149,58 @@ async def test_members_are_stored_and_filtered_as_their_strings(db_url: str):
         assert await Member.filter(role__in=PEOPLE).count() == 1
     finally:
         await db.close()
+
+
+# --- the house keeps to the names: no bare state strings in the product code -------------------------------
+
+PRODUCT = ("services", "handlers", "bot")
+SKIPPED = ("services/storage/migrations", "services/ozon")  # the migrations' record; Ozon's own words
+STATE_KEYWORDS = re.compile(r"^(\w+__)*(stage|role|kind|state|label_state|key_state|from_state)(__\w+)?$")
+STATE_ATTRIBUTES = {"stage", "role", "kind", "state", "label_state", "key_state"}
+STATE_NAMES = {"stage", "role"}  # locals and parameters of these names (a local `kind` is often Ozon's)
+
+
+def _literal_strings(node: ast.AST) -> list[str]:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    if isinstance(node, ast.Tuple | ast.List | ast.Set):
+        return [s for element in node.elts for s in _literal_strings(element)]
+    if isinstance(node, ast.IfExp):
+        return _literal_strings(node.body) + _literal_strings(node.orelse)
+    return []
+
+
+def _bare_states(tree: ast.AST) -> list[tuple[int, str]]:
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.keyword) and node.arg and STATE_KEYWORDS.match(node.arg):
+            found += [(node.value.lineno, f"{node.arg}={s!r}") for s in _literal_strings(node.value)]
+        elif isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            if any(isinstance(side, ast.Attribute) and side.attr in STATE_ATTRIBUTES
+                   or isinstance(side, ast.Name) and side.id in STATE_NAMES for side in sides):
+                found += [(node.lineno, repr(s)) for side in sides for s in _literal_strings(side)]
+        elif isinstance(node, ast.arguments):
+            named = [*node.posonlyargs, *node.args][-len(node.defaults):] if node.defaults else []
+            pairs = [*zip(named, node.defaults, strict=True), *zip(node.kwonlyargs, node.kw_defaults, strict=True)]
+            found += [(arg.lineno, f"{arg.arg}={s!r}") for arg, default in pairs
+                      if default is not None and STATE_KEYWORDS.match(arg.arg) for s in _literal_strings(default)]
+        elif isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values, strict=True):
+                if isinstance(key, ast.Constant) and isinstance(key.value, str) and STATE_KEYWORDS.match(key.value):
+                    found += [(value.lineno, f"{key.value!r}: {s!r}") for s in _literal_strings(value)]
+    return found
+
+
+def test_product_code_names_its_states():
+    """A stage, role, kind or state is written and compared through services.storage.states: a new value
+    becomes a member there (with the test above), not a string in one module."""
+    root = Path(__file__).resolve().parents[1]
+    bare = []
+    for package in PRODUCT:
+        for path in sorted((root / package).rglob("*.py")):
+            relative = path.relative_to(root).as_posix()
+            if relative.startswith(SKIPPED) or relative == "services/storage/states.py":
+                continue
+            bare += [f"{relative}:{line}: {what}" for line, what in _bare_states(ast.parse(path.read_text()))]
+    assert bare == [], "use the enums and sets of services/storage/states.py:\n" + "\n".join(bare)

@@ -324,3 +324,27 @@ async def test_a_poll_that_fails_unexpectedly_backs_off_and_odd_dates_do_not_bre
         posting = OzonPosting.from_api({"posting_number": "12345678-0001-1", "shipment_date": odd,
                                         "in_process_at": odd})
         assert posting.shipment_date is None and posting.posting_number == "12345678-0001-1"
+
+
+async def test_retention_prunes_old_callbacks_and_the_history_of_finished_postings(services, sandbox):
+    """L10: callbacks, events, notifications and card copies were never deleted."""
+    from datetime import timedelta
+
+    from services import retention
+    from services.storage.models import AlertMessage, InboundCallback
+
+    channel = RecordingChannel()
+    services.channels.register(channel)
+    seller = await _desk(services, members=1)
+    sandbox.generate_orders(CLIENT_ID, 2)
+    await services.sync.poll(seller)
+    done, open_ = await Posting.all().order_by("id")
+    await InboundCallback.create(source="wechat", key="old")
+    assert await AlertMessage.all().count() == 2 and await Notification.all().count() == 2
+    await Posting.filter(id=done.id).update(status="delivered")
+    later = services.clock() + timedelta(days=31)
+    gone = await retention.prune(later)
+    assert gone == {"callbacks": 1, "events": 1, "notifications": 1, "cards": 1}
+    assert await Event.filter(posting_id=open_.id).exists() and not await Event.filter(posting_id=done.id).exists()
+    assert await Posting.all().count() == 2  # the rows stay: an old order never becomes new again
+    assert await retention.prune(services.clock()) == {"callbacks": 0, "events": 0, "notifications": 0, "cards": 0}

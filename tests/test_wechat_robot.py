@@ -77,3 +77,20 @@ async def test_robot_key_is_checked_and_nothing_stored_on_bad_input(services):
     with pytest.raises(SetupError):
         await services.apps.add_robot(seller, "bad key!")
     assert await GroupRobot.all().count() == 0
+
+
+async def test_a_robot_added_again_after_the_secret_key_rotated_is_the_same_robot(services):
+    """L9: the robot's member id was a MAC under the Fernet key: after rotate-key, `seller robot` with the same
+    webhook key made a second member and every alert reached the group twice."""
+    from cryptography.fernet import Fernet
+
+    from services.security import SecretBox
+    from services.wechat_apps import WechatApps
+
+    seller = (await services.desk.connect_seller(CLIENT_ID, API_KEY)).seller
+    first = await services.apps.add_robot(seller, ROBOT_KEY)
+    rotated = SecretBox(Fernet.generate_key().decode())
+    for robot in await GroupRobot.all():  # what rotate-key does to every stored secret
+        await GroupRobot.filter(id=robot.id).update(key_enc=rotated.encrypt(services.box.decrypt(robot.key_enc)))
+    again = await WechatApps(rotated).add_robot(seller, ROBOT_KEY)
+    assert again.id == first.id and await GroupRobot.all().count() == 1

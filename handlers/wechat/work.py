@@ -24,6 +24,7 @@ from services.commands import MENU_KEYS, WECOM, Verb
 from services.conversation import Caller
 from services.members import REMOVED
 from services.storage.models import InboundCallback, Member, WecomApp, WecomCard
+from services.storage.states import Role
 from services.views import Answer, View
 
 log = logging.getLogger(__name__)
@@ -124,13 +125,13 @@ class WecomChannel(WecomSender):
         except Exception:  # a background job must never die silently
             log.exception("WeCom %s from a member of app %s failed", message.type, app_id)
 
-    async def join(self, app: WecomApp, user_id: str, role: str = "packer") -> Member:
+    async def join(self, app: WecomApp, user_id: str, role: str = Role.PACKER) -> Member:
         """Members of the seller's app are the seller's desk: whoever WeCom lets reach us joins it."""
         external_id = f"{app.corp_id}:{user_id}"
         member = await Member.get_or_none(seller_id=app.seller_id, channel=CHANNEL, external_id=external_id)
-        if member is not None and member.chat_id == user_id and (role != "owner" or member.role == "owner"):
+        if member is not None and member.chat_id == user_id and (role != Role.OWNER or member.role == Role.OWNER):
             return member
-        if member is not None and member.role == REMOVED and role != "owner":
+        if member is not None and member.role == REMOVED and role != Role.OWNER:
             return member  # the owner took them off the desk: being in the app does not bring them back
         seller = await app.seller
         locale = await self.s.desk.stored_locale(CHANNEL, external_id) or "zh_CN"

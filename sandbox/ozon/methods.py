@@ -272,6 +272,34 @@ class Methods:
             )
         return {"posting_number": p.number, "products": products}
 
+    def _api_pick_list(self, seller: _Seller, body: Json) -> Json:
+        """The SKU pick list of the postings awaiting packaging whose cutoff is in the window."""
+        flt = _obj(body.get("filter"), "filter")
+        limit = _int(body.get("limit"), "limit") if body.get("limit") is not None else 0
+        if not 1 <= limit <= 1000:
+            raise _invalid("invalid request: limit must be in range [1, 1000]")
+        offset = _int(body.get("offset") or 0, "offset")
+        cutoff = self._window(flt, "cutoff_from", "cutoff_to")
+        if cutoff is None:
+            raise _invalid("filter.cutoff_from and filter.cutoff_to are required")
+        if not seller.pick_list:
+            raise _invalid("assembly lists are not available for this warehouse type")
+        lo, hi = cutoff
+        items = [p for p in seller.postings.values() if p.data["status"] == "awaiting_packaging"
+                 and (d := p.date("shipment_date")) is not None and lo <= d <= hi]
+        items.sort(key=lambda p: (p.date("shipment_date") or _EPOCH, p.number), reverse=_sort_desc(body))
+        lines: dict[int, Json] = {}
+        for p in items:
+            for x in p.data.get("products") or []:
+                line = lines.setdefault(int(x["sku"]), {"sku": int(x["sku"]), "offer_id": x.get("offer_id", ""),
+                                                        "product_name": x.get("name", ""), "picture_url": "",
+                                                        "quantity": 0, "postings": []})
+                line["quantity"] += int(x["quantity"])
+                line["postings"].append({"posting_number": p.number, "quantity": int(x["quantity"])})
+        products = list(lines.values())
+        page = products[offset:offset + limit]
+        return {"products": page, "products_count": len(products), "has_next": offset + limit < len(products)}
+
     def _api_label_create(self, seller: _Seller, body: Json) -> Json:
         numbers = body.get("posting_numbers")
         if not isinstance(numbers, list) or not 1 <= len(numbers) <= 1000:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from aiohttp import ClientSession, web
 
 from .api import Api, Faults, RecordedCall
+from .cancellations import Cancellations
 from .control import Control
 from .methods import Methods
 from .push import Push, RecordedPush
@@ -22,7 +23,7 @@ from .world import World, _LabelTask, _Posting, _Seller
 log = logging.getLogger(__name__)
 
 
-class OzonSandbox(World, Api, Methods, Push, Control):
+class OzonSandbox(World, Api, Methods, Push, Control, Cancellations):
     """The Ozon Seller API stand-in. All state lives on the instance."""
 
     def __init__(
@@ -73,13 +74,18 @@ class OzonSandbox(World, Api, Methods, Push, Control):
             "/v4/posting/fbs/list": self._api_list,
             "/v3/posting/fbs/get": self._api_get,
             "/v4/posting/fbs/ship": self._api_ship,
+            "/v1/assembly/fbs/product/list": self._api_pick_list,
             "/v3/posting/fbs/package-label/create": self._api_label_create,
             "/v2/posting/fbs/package-label/get": self._api_label_get,
             "/v2/fbs/posting/tracking-number/set": self._api_tracking,
             "/v2/fbs/posting/delivering": self._api_delivering,
             "/v2/fbs/posting/last-mile": self._api_last_mile,
             "/v2/fbs/posting/delivered": self._api_delivered,
+            "/v2/conditional-cancellation/list": self._api_cancellation_list,
+            "/v2/conditional-cancellation/approve": self._api_cancellation_approve,
+            "/v2/conditional-cancellation/reject": self._api_cancellation_reject,
         }
+        self._cancel_requests = {}
 
 
     # ------------------------------------------------------------------------------------------------
@@ -94,6 +100,8 @@ class OzonSandbox(World, Api, Methods, Push, Control):
         r.add_get("/__sandbox__/postings/{client_id}/{posting_number}", self._ctl_get_posting)
         r.add_get("/__sandbox__/postings/{client_id}", self._ctl_list_postings)
         r.add_post("/__sandbox__/cancel", self._ctl_cancel)
+        r.add_post("/__sandbox__/cancellation_requests", self._ctl_cancellation_request)
+        r.add_get("/__sandbox__/cancellation_requests", self._ctl_cancellation_requests)
         r.add_post("/__sandbox__/status", self._ctl_status)
         r.add_post("/__sandbox__/fail_next_ship", self._ctl_fail_next_ship)
         r.add_post("/__sandbox__/faults", self._ctl_faults)

@@ -73,6 +73,7 @@ class _Seller:
     rng: random.Random
     postings: dict[str, _Posting] = field(default_factory=dict)
     push_url: str | None = None
+    pick_list: bool = True  # whether its warehouses answer /v1/assembly/fbs/product/list (rFBS may not)
 
 
 @dataclass
@@ -206,6 +207,10 @@ class World:
             self._register(seller, data)
             out.append(clone(data))
         return out
+
+    def support_pick_list(self, client_id: str, supported: bool) -> None:
+        """Whether the seller's warehouses answer Ozon's pick-list method (unknown for rFBS: next-features §4)."""
+        self._seller(client_id).pick_list = supported
 
     def add_posting(self, client_id: str, posting: dict) -> dict:
         """Add an explicit posting; missing fields are filled like the generator does. Returns a copy."""

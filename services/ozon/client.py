@@ -36,9 +36,12 @@ from .errors import (
 )
 from .limiter import RateLimits
 from .models import (
+    CancellationRequest,
     LabelStatus,
     LabelTask,
     MoveResult,
+    PickLine,
+    PickPage,
     Posting,
     PostingPage,
     RoleInfo,
@@ -65,6 +68,11 @@ MOVE_LAST_MILE = "/v2/fbs/posting/last-mile"
 MOVE_DELIVERED = "/v2/fbs/posting/delivered"
 ROLES = "/v1/roles"
 WAREHOUSES = "/v2/warehouse/list"
+PICK_LIST = "/v1/assembly/fbs/product/list"
+CANCELLATION_LIST = "/v2/conditional-cancellation/list"
+CANCELLATION_APPROVE = "/v2/conditional-cancellation/approve"
+CANCELLATION_REJECT = "/v2/conditional-cancellation/reject"
+CANCELLATION_PAGE = 500  # the list's maximum limit
 
 PAGE_LIMIT = 100  # v4 lists accept 1..100
 TRACKING_BATCH = 20  # tracking-number/set takes at most 20 pairs per call
@@ -147,6 +155,13 @@ def _left_packaging(posting: Posting) -> bool:
     return bool(posting.status) and posting.status != AWAITING_PACKAGING and posting.substatus != SHIP_FAILED
 
 
+def _move_body(cancellation_id: int, comment: str) -> dict[str, Any]:
+    body: dict[str, Any] = {"cancellation_id": cancellation_id}
+    if comment:
+        body["comment"] = comment
+    return body
+
+
 def _move_results(data: dict[str, Any]) -> list[MoveResult]:
     payload = unwrap_result(data)
     if isinstance(payload, dict):
@@ -196,12 +211,15 @@ class OzonClient:
 
     # ----------------------------------------------------------------------- transport
 
-    async def request(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def request(self, path: str, body: dict[str, Any], *, once: bool = False) -> dict[str, Any]:
         """POST ``body`` to ``path`` and return the decoded JSON object.
 
-        A JSON value that is not an object is returned as ``{"result": value}``.
+        A JSON value that is not an object is returned as ``{"result": value}``. ``once``: a single attempt,
+        for a call that must never reach Ozon twice (a timeout may hide one Ozon did); the caller reads
+        Ozon's state before it tries again.
         """
-        return await self._call("POST", self._base_url + path, path, body=body, parse=self._decode_json)
+        return await self._call("POST", self._base_url + path, path, body=body, parse=self._decode_json,
+                                attempts=1 if once else None)
 
     async def download(self, url: str) -> bytes:
         """GET a file (a label's ``file_url``) with the same retry policy.
@@ -227,13 +245,14 @@ class OzonClient:
         parse: Callable[[_Reply], T],
         auth: bool = True,
         limited: bool = True,
+        attempts: int | None = None,
     ) -> T:
         """The retry loop around one HTTP exchange; ``parse`` turns a 2xx reply into the result.
 
         A 429 pauses the whole seller in the shared limiter (the next ``acquire`` does the waiting),
         so concurrent requests of that seller back off too; other retryable failures sleep here.
         """
-        attempts = max(1, self._retry.attempts)
+        attempts = attempts or max(1, self._retry.attempts)
         for attempt in range(1, attempts + 1):
             if limited:
                 await self._limits.acquire(self._client_id, path)
@@ -586,6 +605,22 @@ class OzonClient:
         assert posting is not None
         return posting
 
+    # ----------------------------------------------------------------------- pick list
+
+    async def pick_list(self, cutoff_from: datetime, cutoff_to: datetime, *, limit: int = 1000) -> list[PickLine]:
+        """Ozon's SKU pick list of the postings to pack whose cutoff is in the window, every page. Warehouses
+        the method does not cover answer an error (OzonRequestError): the caller builds the list itself."""
+        lines: list[PickLine] = []
+        offset = 0
+        while True:
+            body = {"filter": {"cutoff_from": _rfc3339(cutoff_from), "cutoff_to": _rfc3339(cutoff_to)},
+                    "limit": limit, "offset": offset, "sort_dir": "ASC"}
+            page = PickPage.model_validate(unwrap_result(await self.request(PICK_LIST, body)) or {})
+            lines.extend(page.products)
+            offset += len(page.products)
+            if not page.has_next or not page.products:
+                return lines
+
     # ----------------------------------------------------------------------- labels
 
     async def create_label_task(self, posting_numbers: list[str]) -> list[LabelTask]:
@@ -629,6 +664,40 @@ class OzonClient:
         for chunk in _chunks(posting_numbers, MOVE_BATCH):
             results.extend(_move_results(await self.request(path, {"posting_number": chunk})))
         return results
+
+    # ----------------------------------------------------------------------- rFBS cancellation requests
+
+    async def cancellation_requests(self, *, state: str = "ON_APPROVAL",
+                                    posting_numbers: list[str] | None = None) -> list[CancellationRequest]:
+        """Every request in ``state`` (ALL, ON_APPROVAL, APPROVED, REJECTED), following ``last_id``; there is
+        no push for them, so they are polled. ``posting_numbers`` narrows the list to those postings."""
+        found: list[CancellationRequest] = []
+        last_id = 0
+        filters: dict[str, Any] = {"state": state}
+        if posting_numbers:
+            filters["posting_number"] = posting_numbers
+        for _ in range(1000):  # a runaway last_id cannot loop for ever
+            body: dict[str, Any] = {"filters": filters, "limit": CANCELLATION_PAGE}
+            if last_id:
+                body["last_id"] = last_id
+            payload = await self.request(CANCELLATION_LIST, body)
+            items = payload.get("result") if isinstance(payload, dict) else None
+            page = [CancellationRequest.model_validate(item) for item in items or [] if isinstance(item, dict)]
+            found.extend(request for request in page if request.cancellation_id and request.posting_number)
+            next_id = payload.get("last_id") if isinstance(payload, dict) else None
+            if len(page) < CANCELLATION_PAGE or not isinstance(next_id, int) or next_id <= last_id:
+                return found
+            last_id = next_id
+        return found
+
+    async def approve_cancellation(self, cancellation_id: int, comment: str = "") -> None:
+        """Agree to the request (only ON_APPROVAL): Ozon cancels the order and refunds the buyer. One attempt:
+        after a failure the caller reads the request's state before it decides to send again."""
+        await self.request(CANCELLATION_APPROVE, _move_body(cancellation_id, comment), once=True)
+
+    async def reject_cancellation(self, cancellation_id: int, comment: str) -> None:
+        """Refuse the request (only ON_APPROVAL) with the reason; the order stays and must be delivered."""
+        await self.request(CANCELLATION_REJECT, _move_body(cancellation_id, comment), once=True)
 
     # ----------------------------------------------------------------------- account
 

@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from enum import StrEnum
 from itertools import pairwise
 from typing import Annotated, Any
 
@@ -29,6 +30,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     WrapValidator,
+    field_validator,
     model_validator,
 )
 
@@ -42,6 +44,8 @@ __all__ = [
     "Money",
     "MoveResult",
     "OzonModel",
+    "PickLine",
+    "PickPage",
     "Posting",
     "PostingPage",
     "Product",
@@ -492,6 +496,28 @@ class Warehouse(OzonModel):
 # --------------------------------------------------------------------------- labels and moves
 
 
+class PickPosting(OzonModel):
+    posting_number: Text = ""
+    quantity: Int0 = 0
+
+
+class PickLine(OzonModel):
+    """One SKU of Ozon's pick list (``/v1/assembly/fbs/product/list``) and the postings that need it."""
+
+    sku: OptInt = None
+    offer_id: Text = ""
+    product_name: Text = ""
+    picture_url: Text = ""
+    quantity: Int0 = 0
+    postings: list[PickPosting] = Field(default_factory=list)
+
+
+class PickPage(OzonModel):
+    products: list[PickLine] = Field(default_factory=list)
+    products_count: OptInt = None
+    has_next: Flag = False
+
+
 class LabelTask(OzonModel):
     task_id: Int0 = 0
     task_type: Text = ""
@@ -557,3 +583,53 @@ class MoveResult(OzonModel):
     posting_number: Text = ""
     result: Flag = False
     error: Annotated[str, BeforeValidator(_error_text)] = ""
+
+
+# --------------------------------------------------------------------------- rFBS cancellation requests
+
+
+class CancellationState(StrEnum):
+    """A cancellation request's state at Ozon (``state.state``); ALL is only a filter of the list."""
+
+    ALL = "ALL"
+    ON_APPROVAL = "ON_APPROVAL"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+
+
+class CancellationReason(OzonModel):
+    id: OptInt = None
+    name: Text = ""
+
+
+class CancellationRequest(OzonModel):
+    """One buyer's (or Ozon's) request to cancel an rFBS posting (``/v2/conditional-cancellation/list``).
+
+    ``state`` is the request's own state (ON_APPROVAL, APPROVED, REJECTED), read from ``state.state``."""
+
+    cancellation_id: OptInt = None
+    posting_number: Text = ""
+    cancellation_initiator: Text = ""
+    cancellation_reason: CancellationReason | None = None
+    cancellation_reason_message: Text = ""
+    approve_comment: Text = ""
+    approve_date: UtcDateTime = None
+    auto_approve_date: UtcDateTime = None
+    cancelled_at: UtcDateTime = None
+    state: Text = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _state_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("state"), dict):
+            return {**data, "state": data["state"].get("state") or ""}
+        return data
+
+    @field_validator("cancellation_reason", mode="before")
+    @classmethod
+    def _reason(cls, value: Any) -> Any:
+        return value if isinstance(value, dict) else None
+
+    @property
+    def reason(self) -> str:
+        return self.cancellation_reason.name if self.cancellation_reason else ""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from tortoise import Tortoise
 from tortoise.migrations.api import migrate as run_migrations
+
+from services.security import make_private_dir
 
 APP = "ozonbot"
 
@@ -26,8 +29,13 @@ def tortoise_config(db_url: str) -> dict:
 
 
 def _ensure_sqlite_dir(db_url: str) -> None:
+    """The directory 0700 and the database file 0600 before SQLite creates it with the umask's 0644 (L8):
+    it holds push tokens, invite codes and members' names. SQLite gives its journal files the same mode."""
     if db_url.startswith("sqlite://") and ":memory:" not in db_url:
-        Path(db_url.removeprefix("sqlite://").split("?")[0]).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(db_url.removeprefix("sqlite://").split("?")[0])
+        make_private_dir(path.parent)
+        if not path.exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
 
 
 async def migrate(db_url: str) -> None:

@@ -10,6 +10,8 @@ from tortoise.models import Model
 
 from services.security import encrypted_field
 from services.storage.states import (
+    CancelState,
+    InboundState,
     IntentState,
     KeyState,
     LabelState,
@@ -17,6 +19,8 @@ from services.storage.states import (
     PendingKind,
     Role,
     Stage,
+    WaybillRole,
+    WaybillState,
 )
 
 
@@ -83,6 +87,10 @@ class Posting(Model):
     label_state = fields.CharField(max_length=16, default=LabelState.NONE)  # LabelState
     label_task_id = fields.BigIntField(null=True)
     label_url = fields.TextField(null=True)
+    # the newest first-mile scan of its watched waybills (services.firstmile), shown on the card and in /status
+    last_scan_at = fields.DatetimeField(null=True)
+    last_scan = fields.TextField(default="")
+    inbound = fields.CharField(max_length=16, default=InboundState.NONE)  # InboundState: the supplier's parcels (无货源)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
@@ -319,3 +327,108 @@ class WecomCard(Model):
 
     class Meta:
         table = "wecom_card"
+
+
+class CancelRequest(Model):
+    """A request by the buyer to cancel an rFBS posting, as polled from Ozon, decided here or by the Ozon clock."""
+
+    id = fields.IntField(primary_key=True)
+    seller = fields.ForeignKeyField("ozonbot.Seller", related_name="cancel_requests", on_delete=fields.CASCADE)
+    posting = fields.ForeignKeyField("ozonbot.Posting", related_name="cancel_requests", on_delete=fields.CASCADE)
+    cancellation_id = fields.BigIntField()
+    state = fields.CharField(max_length=16, default=CancelState.OPEN)  # CancelState
+    reason = fields.CharField(max_length=255, default="")
+    message = fields.TextField(default="")
+    auto_approve_at = fields.DatetimeField(null=True)
+    comment = fields.TextField(default="")  # the reason given to Ozon with a rejection
+    decided_by = fields.ForeignKeyField("ozonbot.Member", null=True, related_name="cancel_decisions",
+                                        on_delete=fields.SET_NULL)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "cancel_request"
+        unique_together = (("seller", "cancellation_id"),)
+
+
+class CancelCard(Model):
+    """The message that shows a cancellation request in the chat of one member, so every copy can be edited."""
+
+    id = fields.IntField(primary_key=True)
+    request = fields.ForeignKeyField("ozonbot.CancelRequest", related_name="cards", on_delete=fields.CASCADE)
+    member = fields.ForeignKeyField("ozonbot.Member", related_name="cancel_cards", on_delete=fields.CASCADE)
+    message_ref = fields.CharField(max_length=128)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "cancel_card"
+        unique_together = (("request", "member"),)
+
+
+class TrackingAccount(Model):
+    """A seller's Kuaidi100 account (first-mile tracking). The key is a SecretBox token, and the token is the
+    unguessable part of the seller's callback URL /kuaidi100/<token>."""
+
+    id = fields.IntField(primary_key=True)
+    seller = fields.OneToOneField("ozonbot.Seller", related_name="tracking_account", on_delete=fields.CASCADE)
+    key_enc = fields.TextField()
+    customer = fields.CharField(max_length=64)
+    phone_tail = fields.CharField(max_length=16, default="")  # SF and ZTO answer only with the phone's last 4
+    token = fields.CharField(max_length=64, unique=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "tracking_account"
+
+
+encrypted_field("tracking_account", "key_enc")
+
+
+class Waybill(Model):
+    """A domestic waybill watched through Kuaidi100 push: subscribed once (retried until Kuaidi100 takes it),
+    with its own random salt (a SecretBox token) that signs every push about it."""
+
+    id = fields.IntField(primary_key=True)
+    seller = fields.ForeignKeyField("ozonbot.Seller", related_name="waybills", on_delete=fields.CASCADE)
+    posting = fields.ForeignKeyField("ozonbot.Posting", null=True, related_name="waybills", on_delete=fields.CASCADE)
+    role = fields.CharField(max_length=16, default=WaybillRole.OUTBOUND)  # WaybillRole
+    courier = fields.CharField(max_length=16)
+    company = fields.CharField(max_length=32)  # the Kuaidi100 courier code
+    number = fields.CharField(max_length=64)
+    salt_enc = fields.TextField()
+    state = fields.CharField(max_length=16, default=WaybillState.PENDING, db_index=True)  # WaybillState
+    attempts = fields.IntField(default=0)
+    next_attempt_at = fields.DatetimeField(null=True)
+    last_error = fields.TextField(null=True)
+    subscribed_at = fields.DatetimeField(null=True)
+    renewed = fields.BooleanField(default=False)  # an aborted subscription is renewed once
+    trace_state = fields.IntField(null=True)  # Kuaidi100's state of the newest scan
+    last_scan_at = fields.DatetimeField(null=True)
+    last_context = fields.TextField(default="")
+    last_area = fields.CharField(max_length=128, default="")
+    since = fields.DatetimeField(null=True)  # when the desk recorded it (the service's clock): "no pickup" counts from it
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "waybill"
+        unique_together = (("seller", "company", "number"),)
+
+
+encrypted_field("waybill", "salt_enc")
+
+
+class TraceEvent(Model):
+    """One scan of a waybill's trace, stored once however often Kuaidi100 pushes it (key: its digest)."""
+
+    id = fields.IntField(primary_key=True)
+    waybill = fields.ForeignKeyField("ozonbot.Waybill", related_name="trace", on_delete=fields.CASCADE)
+    key = fields.CharField(max_length=40)
+    at = fields.DatetimeField(null=True)
+    context = fields.TextField(default="")
+    area = fields.CharField(max_length=128, default="")
+    state = fields.IntField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "trace_event"
+        unique_together = (("waybill", "key"),)

@@ -64,6 +64,10 @@ class EventKind(StrEnum):
     ANNOUNCE = "announce"  # key: delivering or delivered
     DEADLINE = "deadline"  # key: the new shipment date
     REMIND = "remind"  # key: the lead before the deadline
+    CANCEL_ASKED = "cancel_asked"  # key: Ozon's cancellation_id; the buyer asked to cancel
+    CANCEL_REMIND = "cancel_remind"  # key: the cancellation_id; nobody answered and auto-approval is near
+    CANCEL_DECIDED = "cancel_decided"  # key: the cancellation_id; approved, rejected or auto-approved
+    TRACE = "trace"  # a first-mile alert; key: what it is about and the waybill (services.firstmile)
 
 
 class IntentKind(StrEnum):
@@ -73,6 +77,16 @@ class IntentKind(StrEnum):
     TRACKING = "tracking"
     DELIVERING = "delivering"
     LABEL = "label"
+    CANCEL_DECISION = "cancel_decision"  # key: the cancellation_id; payload: approve or reject, comment
+
+
+class CancelState(StrEnum):
+    """A buyer's cancellation request (`CancelRequest.state`)."""
+
+    OPEN = "open"  # ON_APPROVAL at Ozon: the desk decides before auto_approve_date
+    APPROVED = "approved"  # the seller agreed: Ozon cancels the posting
+    REJECTED = "rejected"  # the seller refused with a reason: the posting stays
+    AUTO_APPROVED = "auto_approved"  # nobody answered in time (or it was decided in the Ozon cabinet)
 
 
 class IntentState(StrEnum):
@@ -105,6 +119,7 @@ class PendingKind(StrEnum):
 
     WAYBILL = "waybill"
     CONFIRM = "confirm"  # a number that does not look like the courier's, waiting for "use it anyway"
+    CANCEL_REASON = "cancel_reason"  # the owner's reason for rejecting a buyer's cancellation request
 
 
 # Ozon's posting statuses (Seller API), as our workflow groups them
@@ -114,3 +129,28 @@ FINAL_STATUSES = frozenset({"delivered", "cancelled", "cancelled_from_split_pend
 CANCELLED_STATUSES = frozenset({"cancelled", "cancelled_from_split_pending"})
 ANNOUNCED_STATUSES = frozenset({"delivering", "delivered"})  # and cancellation, its own event
 UNPACKED_STATUSES = frozenset({AWAITING_PACKAGING, "awaiting_approve", "awaiting_verification"})
+
+
+class WaybillRole(StrEnum):
+    """Which leg a watched domestic waybill is (`Waybill.role`)."""
+
+    OUTBOUND = "outbound"  # the desk's parcel, handed to the courier on its first mile
+    INBOUND = "inbound"  # a supplier's parcel coming to the desk (无货源)
+
+
+class WaybillState(StrEnum):
+    """A watched waybill's Kuaidi100 subscription (`Waybill.state`)."""
+
+    PENDING = "pending"  # not yet taken by Kuaidi100: tried again at next_attempt_at
+    SUBSCRIBED = "subscribed"  # pushes arrive
+    REFUSED = "refused"  # Kuaidi100 will never track it (courier unsupported, number rejected); told once
+    SIGNED = "signed"  # signed for: Kuaidi100 pushes no more
+    ABORTED = "aborted"  # Kuaidi100 gave up twice (no record in 3 days, no change in 60)
+
+
+class InboundState(StrEnum):
+    """Where the goods of a posting stand when a supplier sends them (`Posting.inbound`)."""
+
+    NONE = ""  # no supplier parcel recorded: the goods are in hand
+    ON_THE_WAY = "on_the_way"
+    ARRIVED = "arrived"  # every supplier parcel of the posting is signed for

@@ -112,6 +112,13 @@ async def _drive(box: RecordingSandbox, session: aiohttp.ClientSession) -> None:
     [p async for p in client.iter_postings(since=now - timedelta(days=30), to=now + timedelta(days=1), limit=4)]
     [p async for p in client.iter_unfulfilled(statuses=["awaiting_deliver"], changed_since=now - timedelta(hours=1))]
 
+    # the pick list: Ozon's own, and refused where the warehouse has none (the bot then builds it)
+    await client.pick_list(now - timedelta(days=1), now + timedelta(days=30), limit=2)
+    box.support_pick_list(CLIENT_ID, False)
+    with pytest.raises(OzonError):
+        await client.pick_list(now - timedelta(days=1), now + timedelta(days=30))
+    box.support_pick_list(CLIENT_ID, True)
+
     # labels: pending, completed, a posting that is not ready
     ready = [n for n in shipped if box.posting(CLIENT_ID, n)["status"] == "awaiting_deliver"]
     tasks = await client.create_label_task(ready)
@@ -135,6 +142,25 @@ async def _drive(box: RecordingSandbox, session: aiohttp.ClientSession) -> None:
         await client.get_posting(number)
     [p async for p in client.iter_postings(since=now - timedelta(days=30), to=now + timedelta(days=1),
                                            statuses=["delivered", "cancelled"])]
+
+    # rFBS cancellation requests: listed (all states, by posting, paged), approved, rejected, refused twice
+    still_open = [p.posting_number for p in open_[1:] if box.posting(CLIENT_ID, p.posting_number)["status"]
+                  == "awaiting_packaging"]
+    asked = [box.request_cancellation(CLIENT_ID, n, message="нашёл дешевле")["cancellation_id"]
+             for n in still_open[:3]]
+    assert len(asked) == 3
+    pending = await client.cancellation_requests()
+    assert {r.cancellation_id for r in pending} >= set(asked)
+    await client.approve_cancellation(asked[0])
+    await client.reject_cancellation(asked[1], "Заказ уже передан в доставку")
+    with pytest.raises(OzonError):
+        await client.approve_cancellation(asked[0])
+    with pytest.raises(OzonError):
+        await client.reject_cancellation(999999999, "нет такой")
+    await client.cancellation_requests(state="ALL", posting_numbers=still_open[:3])
+    await _raw(session, base, "/v2/conditional-cancellation/list", {"limit": 1, "last_id": asked[0], "filters": {
+        "state": "ALL", "cancellation_initiator": ["CLIENT"]}, "with": {"counter": True}})
+    await _raw(session, base, "/v2/conditional-cancellation/list", {"limit": 0})
 
     # every optional block, which our client does not ask for (the sandbox still answers them)
     every = {"analytics_data": True, "barcodes": True, "financial_data": True, "legal_info": True}
