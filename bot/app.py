@@ -116,7 +116,7 @@ class Services:
         s = self.settings
         config = TelegramConfig(token=s.telegram_token.get_secret_value() if s.telegram_token else "",
                                 api_url=s.telegram_api_url, file_url=s.telegram_file_url,
-                                webhook_url=s.telegram_webhook_url)
+                                webhook_url=s.telegram_webhook_url, chat_rate=s.telegram_chat_rate)
         return ChatPort(conversation=self.conversation, limiter=self.limiter, box=self.box, redactor=self.redactor,
                         catalogs=self.catalogs, config=config)
 
