@@ -87,6 +87,16 @@ async def _script(driver, sandbox, roles: dict[str, str]) -> None:
         await driver.press("owner", f"Settings of seller {CLIENT_ID}", "Default courier")
         await driver.press("owner", "choose a value", "SF Express")
 
+    # stock: shown everywhere; set with a button where there are buttons, typed where the INSTEAD says so
+    shown = await driver.command(hands, "stock UR-TEAPOT-500", expect="free ")
+    free = int(re.search(r"free (\d+)", shown).group(1))
+    if (surface, "stock") in INSTEAD:
+        await driver.command(hands, f"stock UR-TEAPOT-500 {free + 1}", expect="Ozon set the free stock")
+    else:
+        await driver.press(hands, "Stock of UR-TEAPOT-500", f"+1 → {free + 1}")
+    sets = [item["stock"] for call in sandbox.calls_to("/v2/products/stocks") for item in call.body["stocks"]]
+    assert sets == [free + 1]
+
 
 async def _outcome(sandbox, roles: dict[str, str]) -> dict:
     postings = {p.posting_number: p for p in await Posting.all()}
