@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.actions import ActionCodec
+from services.buttons import ButtonRouter
 from services.cards import CardCopies
 from services.conversation import Conversation
 from services.desk import Desk
@@ -35,6 +36,7 @@ class PagePort:
     box: SecretBox
     links: ActionLinks
     picklists: PickLists
+    buttons: ButtonRouter | None = None  # every verb a posting's card carries (the cancellation decision too)
 
 
 @dataclass(frozen=True)
