@@ -115,6 +115,7 @@ async def test_a_typed_waybill_is_subscribed_once_and_pushes_move_the_card_and_s
         fake_tg.push_message(OWNER, f"/status {number}", language_code="en")
         status = await fake_tg.wait_for_message(OWNER, "Ozon tracking:", after=last)
         assert "Last scan" in status.text and "已收取快件" in status.text
+        assert f"{WAYBILL}: 【乌鲁木齐市】顺丰速运 已收取快件" in status.text  # the trace itself, newest first
 
         # the same trace pushed twice changes nothing
         waybill = await Waybill.get(number=WAYBILL)
