@@ -29,6 +29,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 
 from services.couriers import check_number, kuaidi100_code
+from services.durations import in_quiet_hours
 from services.i18n import Translator
 from services.kuaidi100.client import Kuaidi100Client, SignatureMismatch, parse_push
 from services.kuaidi100.errors import Kuaidi100AuthError, Kuaidi100Error, Kuaidi100Refused
@@ -324,14 +325,17 @@ class FirstMile:
         """No pickup scan N hours after hand-over, or the trace frozen N hours: each alert once per waybill
         (and, for a frozen trace, once per last scan). Returns how many were raised."""
         now, raised = self._clock(), 0
+        # quiet hours hold these two like other non-urgent notices: raised when the seller's quiet hours end
+        held = {seller.id for seller in await Seller.filter(waybills__state=WaybillState.SUBSCRIBED).distinct()
+                if in_quiet_hours(seller.quiet_hours, seller.timezone, now)}
         quiet = await Waybill.filter(state=WaybillState.SUBSCRIBED, posting_id__isnull=False,
                                      role=WaybillRole.OUTBOUND, last_scan_at__isnull=True,
-                                     since__lte=now - self.no_pickup_after)
+                                     since__lte=now - self.no_pickup_after).exclude(seller_id__in=held)
         for waybill in quiet:
             hours = round(self.no_pickup_after.total_seconds() / 3600)
             raised += await self._alert(waybill, f"{NO_PICKUP}:{waybill.id}", {"hours": hours}, dispatch=False)
         frozen = await Waybill.filter(state=WaybillState.SUBSCRIBED, posting_id__isnull=False,
-                                      last_scan_at__lte=now - self.frozen_after)
+                                      last_scan_at__lte=now - self.frozen_after).exclude(seller_id__in=held)
         for waybill in frozen:
             stamp = int(waybill.last_scan_at.timestamp())
             hours = round(self.frozen_after.total_seconds() / 3600)

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -114,6 +115,7 @@ async def test_a_typed_waybill_is_subscribed_once_and_pushes_move_the_card_and_s
         fake_tg.push_message(OWNER, f"/status {number}", language_code="en")
         status = await fake_tg.wait_for_message(OWNER, "Ozon tracking:", after=last)
         assert "Last scan" in status.text and "已收取快件" in status.text
+        assert f"{WAYBILL}: 【乌鲁木齐市】顺丰速运 已收取快件" in status.text  # the trace itself, newest first
 
         # the same trace pushed twice changes nothing
         waybill = await Waybill.get(number=WAYBILL)
@@ -266,6 +268,13 @@ async def test_kuaidi100_down_loses_no_subscription_and_no_pickup_alerts_once_ac
         clock.now = (await Waybill.get(number="YT1234567890123")).since + timedelta(hours=24, minutes=1)
         kd.scan("zhongtong", "75312345678901", "快件已发往 乌鲁木齐", state=0, at=clock.now)
         await kd.flush()
+        # the seller's quiet hours hold it (they cover the whole day here), and it comes when they end
+        local = clock.now.astimezone(ZoneInfo(seller.timezone))
+        around = f"{(local - timedelta(hours=1)):%H:%M}-{(local + timedelta(hours=1)):%H:%M}"
+        await Seller.filter(id=seller.id).update(quiet_hours=around)
+        await services.duties.first_mile_due()
+        assert not [t for _, t in channel.sent if "no pickup scan" in t]
+        await Seller.filter(id=seller.id).update(quiet_hours="off")
         await services.duties.first_mile_due()
         await services.duties.first_mile_due()
         alerts = [t for _, t in channel.sent if "no pickup scan" in t]
