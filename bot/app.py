@@ -21,6 +21,7 @@ from services.conversation import Conversation
 from services.desk import Desk
 from services.digest import MorningDigest
 from services.durations import parse_duration
+from services.error_index import ErrorIndexDesk
 from services.firstmile import FirstMile
 from services.i18n import Catalogs
 from services.key_expiry import KeyExpiry
@@ -200,7 +201,8 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
         first_poll=sync.poll, background=background, default_zone=settings.timezone, on_secret=redactor.add,
         key_form_url=lambda caller: connect_links.url(caller.surface.channel, caller.external_id, caller.chat_id,
                                                       caller.tr.locale),
-        stock=stock, invite_qr_url=(lambda code: f"{settings.base_url}/wechat/qr/{code}") if settings.official_account else None,
+        stock=stock, error_index=ErrorIndexDesk(gateway=gateway, catalogs=catalogs, clock=clock),
+        invite_qr_url=(lambda code: f"{settings.base_url}/wechat/qr/{code}") if settings.official_account else None,
         picklists=picklists, file_url=lambda member, name: f"{links.url(member.id)}/{name}",
         inbound=first_mile.add_inbound)
     services = Services(settings=settings, box=box, catalogs=catalogs, codec=codec, channels=channels,

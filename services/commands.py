@@ -26,6 +26,7 @@ class Verb(StrEnum):
     INVITE = "invite"
     MEMBERS = "members"
     STOCK = "stock"
+    INDEX = "index"
     PICKLIST = "picklist"
 
 
@@ -42,6 +43,7 @@ WORDS: dict[Verb, tuple[str, ...]] = {
     Verb.INVITE: ("invite", "邀请", "пригласить"),
     Verb.MEMBERS: ("members", "成员", "участники"),
     Verb.STOCK: ("stock", "库存", "остатки", "склад"),
+    Verb.INDEX: ("index", "指数", "错误指数", "индекс"),
     Verb.PICKLIST: ("picklist", "拣货", "拣货单", "сборка", "подбор", "picks"),
 }
 _LOOKUP = {word: verb for verb, words in WORDS.items() for word in words}
@@ -139,12 +141,13 @@ DESCRIPTIONS = {
     Verb.INVITE: N_("a one-time code for a packer"),
     Verb.MEMBERS: N_("who is on the desk"),
     Verb.STOCK: N_("FBS stock of an item; set the free stock"),
+    Verb.INDEX: N_("Ozon's error index and this week's fines"),
     Verb.PICKLIST: N_("today's pick list by SKU, with a PDF to print"),
 }
 MENUS = {
     "private": (Verb.ORDERS, Verb.PICKLIST, Verb.STATUS, Verb.STOCK, Verb.SETTINGS, Verb.JOIN, Verb.CONNECT, Verb.LANG,
                 Verb.HELP),
-    "owner": (Verb.ORDERS, Verb.PICKLIST, Verb.STATUS, Verb.STOCK, Verb.INVITE, Verb.MEMBERS, Verb.SETTINGS,
+    "owner": (Verb.ORDERS, Verb.PICKLIST, Verb.STATUS, Verb.STOCK, Verb.INDEX, Verb.INVITE, Verb.MEMBERS, Verb.SETTINGS,
               Verb.CONNECT, Verb.LANG, Verb.HELP),
     "group": (Verb.ORDERS, Verb.PICKLIST, Verb.STATUS, Verb.STOCK, Verb.HELP),
 }

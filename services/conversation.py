@@ -17,6 +17,7 @@ from services.background import Background
 from services.buttons import ButtonRouter
 from services.commands import Surface, Verb, parse_command
 from services.desk import ConnectError, Desk
+from services.error_index import ErrorIndexDesk
 from services.i18n import N_, Catalogs, Translator, normalize_locale, pick_locale
 from services.members import Roster
 from services.picklist import PickLists
@@ -69,7 +70,7 @@ class Conversation:
                  picklists: PickLists, invite_qr_url: Callable[[str], str] | None = None,
                  file_url: Callable[[Member, str], str] | None = None,
                  inbound: Callable[[Member, str, Translator], Awaitable[View | None]] | None = None,
-                 stock: StockDesk | None = None):
+                 stock: StockDesk | None = None, error_index: ErrorIndexDesk | None = None):
         """`inbound(member, text, tr)`: `<posting number> <waybill>`, a supplier's parcel (services.firstmile)."""
         self._desk = desk
         self._shipping = shipping
@@ -84,6 +85,7 @@ class Conversation:
         self._key_form_url = key_form_url
         self._invite_qr_url = invite_qr_url
         self._stock = stock
+        self._error_index = error_index
         self._picklists = picklists
         self._file_url = file_url  # the action page's download of a file, for a chat that cannot carry one
         self._inbound = inbound
@@ -261,6 +263,11 @@ class Conversation:
             return Answer(replies=[View(text=usage)])
         return await self._stock.command(caller.member, arg, buttons=caller.surface.buttons, usage=usage)
 
+    async def _index(self, caller: Caller, arg: str) -> Answer:
+        if self._error_index is None:
+            return self._not_on_desk(caller)
+        return Answer(replies=[await self._error_index.view(caller.member)])
+
     async def _picklist(self, caller: Caller, arg: str) -> Answer:
         views = await self._picklists.views(caller.member)
         return Answer(replies=[self._carried(caller, view, "picklist") for view in views])
@@ -330,7 +337,7 @@ _ANYONE = {Verb.START: Conversation._start, Verb.HELP: Conversation._help, Verb.
            Verb.JOIN: Conversation._join}
 _DESK = {Verb.ORDERS: Conversation._orders, Verb.STATUS: Conversation._status,
          Verb.SETTINGS: Conversation._settings, Verb.INVITE: Conversation._invite, Verb.MEMBERS: Conversation._members,
-         Verb.STOCK: Conversation._stock_command, Verb.PICKLIST: Conversation._picklist}
+         Verb.STOCK: Conversation._stock_command, Verb.PICKLIST: Conversation._picklist, Verb.INDEX: Conversation._index}
 
 
 def connect_error(caller: Caller, exc: ConnectError) -> str:

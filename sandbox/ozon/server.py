@@ -17,6 +17,7 @@ from .cancellations import Cancellations
 from .control import Control
 from .methods import Methods
 from .push import Push, RecordedPush
+from .rating import Rating
 from .stocks import Stocks
 from .wire import Json
 from .world import World, _LabelTask, _Posting, _Seller
@@ -24,7 +25,7 @@ from .world import World, _LabelTask, _Posting, _Seller
 log = logging.getLogger(__name__)
 
 
-class OzonSandbox(World, Api, Methods, Push, Control, Cancellations, Stocks):
+class OzonSandbox(World, Api, Methods, Push, Control, Cancellations, Stocks, Rating):
     """The Ozon Seller API stand-in. All state lives on the instance."""
 
     def __init__(
@@ -87,7 +88,10 @@ class OzonSandbox(World, Api, Methods, Push, Control, Cancellations, Stocks):
             "/v2/conditional-cancellation/reject": self._api_cancellation_reject,
             "/v2/product/info/stocks-by-warehouse/fbs": self._api_stocks_read,
             "/v2/products/stocks": self._api_stocks_set,
+            "/v1/rating/index/fbs/info": self._api_rating_info,
+            "/v1/rating/index/fbs/posting/list": self._api_rating_postings,
         }
+        self._charges = []
         self._cancel_requests = {}
         self._stock = {}
         self._stock_set_at = {}

@@ -37,6 +37,8 @@ from .errors import (
 from .limiter import RateLimits
 from .models import (
     CancellationRequest,
+    ErrorIndex,
+    IndexCharge,
     LabelStatus,
     LabelTask,
     MoveResult,
@@ -75,6 +77,8 @@ CANCELLATION_LIST = "/v2/conditional-cancellation/list"
 CANCELLATION_APPROVE = "/v2/conditional-cancellation/approve"
 CANCELLATION_REJECT = "/v2/conditional-cancellation/reject"
 CANCELLATION_PAGE = 500  # the list's maximum limit
+INDEX_INFO = "/v1/rating/index/fbs/info"
+INDEX_POSTINGS = "/v1/rating/index/fbs/posting/list"
 STOCKS_READ = "/v2/product/info/stocks-by-warehouse/fbs"
 STOCKS_SET = "/v2/products/stocks"
 STOCKS_READ_LIMIT = 1000
@@ -742,6 +746,29 @@ class OzonClient:
             items_ = payload if isinstance(payload, list) else (payload or {}).get("result") or []
             results.extend(StockResult.model_validate(item) for item in items_ if isinstance(item, dict))
         return results
+
+    # ----------------------------------------------------------------------- the FBS error index
+
+    async def error_index(self) -> ErrorIndex:
+        payload = unwrap_result(await self.request(INDEX_INFO, {}))
+        return ErrorIndex.model_validate(payload if isinstance(payload, dict) else {})
+
+    async def index_charges(self, since: datetime, to: datetime) -> list[IndexCharge]:
+        """The postings charged between ``since`` and ``to``, following the cursor."""
+        body: dict[str, Any] = {"filter": {"date_from": _rfc3339(since), "date_to": _rfc3339(to)}, "limit": 1000}
+        found: list[IndexCharge] = []
+        seen: set[str] = set()
+        while True:
+            payload = unwrap_result(await self.request(INDEX_POSTINGS, body))
+            if not isinstance(payload, dict):
+                return found
+            found.extend(IndexCharge.model_validate(item) for item in payload.get("errors") or []
+                         if isinstance(item, dict))
+            cursor = str(payload.get("cursor") or "")
+            if not payload.get("has_next") or not cursor or cursor in seen:
+                return found
+            seen.add(cursor)
+            body["cursor"] = cursor
 
     # ----------------------------------------------------------------------- account
 

@@ -669,3 +669,38 @@ class StockResult(OzonModel):
     @classmethod
     def _errors(cls, value: Any) -> Any:
         return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+# --------------------------------------------------------------------------- the FBS error index
+
+
+class IndexDay(OzonModel):
+    date: Text = ""
+    index_by_date: OptFloat = None
+    processing_costs_sum_by_date: OptFloat = None
+
+
+class ErrorIndex(OzonModel):
+    """``/v1/rating/index/fbs/info``: the index of the period and what its errors cost."""
+
+    index: OptFloat = None
+    period_from: Text = ""
+    period_to: Text = ""
+    processing_costs_sum: OptFloat = None
+    currency_code: Text = ""
+    defects: list[IndexDay] = Field(default_factory=list)
+
+    @field_validator("defects", mode="before")
+    @classmethod
+    def _days(cls, value: Any) -> Any:
+        return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+class IndexCharge(OzonModel):
+    """One posting behind the index (``/v1/rating/index/fbs/posting/list``): late or seller-cancelled."""
+
+    posting_number: Text = ""
+    posting_error_type: Text = ""
+    charge_price: OptFloat = None
+    charge_price_currency_code: Text = ""
+    error_at: UtcDateTime = None

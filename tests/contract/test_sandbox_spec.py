@@ -183,6 +183,17 @@ async def _drive(box: RecordingSandbox, session: aiohttp.ClientSession) -> None:
     await _raw(session, base, "/v4/posting/fbs/unfulfilled/list", {"limit": 100, "filter": window, "with": every})
     await _raw(session, base, "/v4/posting/fbs/list", {"limit": 100, "with": every, "filter": {
         "since": window["cutoff_from"], "to": window["cutoff_to"]}})
+    # the error index: the period's index and the postings charged (late, cancelled by the seller)
+    box.add_charge(CLIENT_ID, shipped[0], "SELLER_DELAY", 12.5)
+    box.add_charge(CLIENT_ID, open_[0].posting_number, "SELLER_CANCELLATION", 30.0)
+    index = await client.error_index()
+    assert index.processing_costs_sum == 42.5
+    charges = await client.index_charges(now - timedelta(days=7), now + timedelta(minutes=5))
+    assert {c.posting_error_type for c in charges} == {"SELLER_DELAY", "SELLER_CANCELLATION"}
+    await _raw(session, base, "/v1/rating/index/fbs/posting/list", {"limit": 1, "filter": {
+        "date_from": window["cutoff_from"], "date_to": window["cutoff_to"], "posting_numbers": [shipped[0]]}})
+    await _raw(session, base, "/v1/rating/index/fbs/posting/list", {"limit": 1})
+
     for number in shipped[:3]:
         await _raw(session, base, "/v3/posting/fbs/get", {"posting_number": number, "with": {
             **every, "product_exemplars": True, "related_postings": True, "translit": True}})
