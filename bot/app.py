@@ -116,7 +116,7 @@ class Services:
         s = self.settings
         config = TelegramConfig(token=s.telegram_token.get_secret_value() if s.telegram_token else "",
                                 api_url=s.telegram_api_url, file_url=s.telegram_file_url,
-                                webhook_url=s.telegram_webhook_url)
+                                webhook_url=s.telegram_webhook_url, chat_rate=s.telegram_chat_rate)
         return ChatPort(conversation=self.conversation, limiter=self.limiter, box=self.box, redactor=self.redactor,
                         catalogs=self.catalogs, config=config)
 
@@ -201,7 +201,8 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
         key_form_url=lambda caller: connect_links.url(caller.surface.channel, caller.external_id, caller.chat_id,
                                                       caller.tr.locale),
         invite_qr_url=(lambda code: f"{settings.base_url}/wechat/qr/{code}") if settings.official_account else None,
-        picklists=picklists, labels=labels, file_url=lambda member, name: f"{links.url(member.id)}/{name}")
+        picklists=picklists, labels=labels, file_url=lambda member, name: f"{links.url(member.id)}/{name}",
+        inbound=first_mile.add_inbound)
     services = Services(settings=settings, box=box, catalogs=catalogs, codec=codec, channels=channels,
                         cards=cards, cancellations=cancellations, outbox=outbox, lease=lease,
                         gateway=gateway, sync=sync, shipping=shipping, desk=desk, duties=duties, runner=runner,

@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     telegram_api_url: str = "https://api.telegram.org/bot"
     telegram_file_url: str = "https://api.telegram.org/file/bot"
     telegram_webhook_url: str | None = None
+    # messages a second to one private chat: Telegram answers more with a 429 that pauses the whole bot
+    telegram_chat_rate: float = Field(1.0, gt=0)
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     poll_interval: float = Field(60.0, gt=0)

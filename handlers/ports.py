@@ -45,6 +45,7 @@ class TelegramConfig:
     api_url: str
     file_url: str
     webhook_url: str | None = None
+    chat_rate: float = 1.0  # messages a second per private chat
 
 
 @dataclass(frozen=True)

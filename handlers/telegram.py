@@ -44,6 +44,7 @@ from services.commands import TELEGRAM, Surface, Verb, menu
 from services.conversation import Caller
 from services.desk import is_person
 from services.i18n import Translator, pick_locale
+from services.pacing import SlidingWindow
 from services.storage.models import Member
 from services.views import Answer, View
 
@@ -52,6 +53,7 @@ CHANNEL = "telegram"
 MAX_UPDATE = 256 * 1024  # a real update is a few kilobytes
 # Telegram's shared senders: anonymous group admins (GroupAnonymousBot), channels posting into a group
 # (Channel_Bot), automatic forwards from a linked channel (Telegram); none of them is a person
+CHAT_BURST = 3  # messages one private chat may get at once before the one-a-second pace applies
 SERVICE_SENDERS = frozenset({1087968824, 136817688, 777000})
 
 
@@ -62,6 +64,7 @@ class TelegramChannel:
         self.conversation = port.conversation
         self._limiter = port.limiter
         self._catalogs = port.catalogs
+        self._chat_window = SlidingWindow(CHAT_BURST, CHAT_BURST / port.config.chat_rate)
         self._config = config = port.config
         # derived from the secret key, so every process behind a load balancer checks the same token
         self._webhook_secret = port.box.sign("telegram-webhook-secret", 32)
@@ -150,9 +153,18 @@ class TelegramChannel:
         return None
 
     async def send(self, member: Member, view: View) -> str | None:
-        return await self.send_to_chat(member.chat_id, view)
+        """The outbox's send: a private chat at its limit defers this one (DeliveryDeferred), so the outbox
+        goes on with every other chat instead of waiting, and Telegram never pauses the bot with a 429."""
+        return await self.send_to_chat(member.chat_id, view, wait=False)
 
-    async def send_to_chat(self, chat_id, view: View) -> str | None:
+    async def _paced(self, chat_id, *, wait: bool = True) -> None:
+        """Telegram's one message a second per private chat (a burst of CHAT_BURST passes); groups are paced
+        by PTB's AIORateLimiter (20 a minute) and the whole bot by it too (30 a second)."""
+        if str(chat_id).isdigit():
+            await self._chat_window.acquire(str(chat_id), wait=wait)
+
+    async def send_to_chat(self, chat_id, view: View, *, wait: bool = True) -> str | None:
+        await self._paced(chat_id, wait=wait)
         bot = self.app.bot
         if view.attachment is not None:
             message = await bot.send_document(chat_id, InputFile(view.attachment.data,
@@ -165,6 +177,7 @@ class TelegramChannel:
 
     async def edit(self, member: Member, message_ref: str, view: View) -> None:
         chat_id, _, message_id = message_ref.partition(":")
+        await self._paced(chat_id)
         try:
             await self.app.bot.edit_message_text(view.text[:4096], chat_id=int(chat_id), message_id=int(message_id),
                                                  reply_markup=_markup(view))
@@ -265,6 +278,7 @@ class TelegramChannel:
         elif answer.toast:
             await self._reply_text(update, answer.toast)
         if answer.edit is not None and query is not None and query.message is not None:
+            await self._paced(query.message.chat_id)
             with suppress(TelegramError):  # "message is not modified" and the like change nothing
                 await query.message.edit_text(answer.edit.text, reply_markup=_markup(answer.edit))
         elif answer.edit is not None:

@@ -20,6 +20,7 @@ from services.storage.states import (
     AWAITING_REGISTRATION,
     CHOOSING_STAGES,
     UNPACKED_STAGES,
+    InboundState,
     LabelState,
     Stage,
 )
@@ -172,6 +173,10 @@ class CardRenderer:
                 lines.append(_("Kept as the first-mile record; Ozon's partner owns the tracking."))
             elif posting.tracking_number:
                 lines.append(_("Tracking sent to Ozon: {number}").format(number=posting.tracking_number))
+        if posting.inbound == InboundState.ON_THE_WAY:
+            lines.append(_("📥 Goods on the way from the supplier"))
+        elif posting.inbound == InboundState.ARRIVED:
+            lines.append(_("📥 Goods arrived from the supplier"))
         if posting.last_scan_at is not None:  # the first mile, watched through Kuaidi100
             lines.append(_("📍 Last scan {time}: {scan}").format(time=tr.local_time(posting.last_scan_at),
                                                                  scan=posting.last_scan))

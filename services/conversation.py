@@ -67,7 +67,9 @@ class Conversation:
                  catalogs: Catalogs, first_poll: Callable[[Seller], Awaitable[object]], background: Background,
                  default_zone: str, on_secret: Callable[[str], None], key_form_url: Callable[[Caller], str] | None,
                  picklists: PickLists, labels: LabelBatches, invite_qr_url: Callable[[str], str] | None = None,
-                 file_url: Callable[[Member, str], str] | None = None):
+                 file_url: Callable[[Member, str], str] | None = None,
+                 inbound: Callable[[Member, str, Translator], Awaitable[View | None]] | None = None):
+        """`inbound(member, text, tr)`: `<posting number> <waybill>`, a supplier's parcel (services.firstmile)."""
         self._desk = desk
         self._shipping = shipping
         self._buttons = buttons
@@ -83,6 +85,7 @@ class Conversation:
         self._picklists = picklists
         self._labels = labels
         self._file_url = file_url  # the action page's download of a file, for a chat that cannot carry one
+        self._inbound = inbound
 
     # ---- who is speaking -----------------------------------------------------------------------
     async def caller(self, surface: Surface, external_id: str, *, chat_id: str | None, name: str = "",
@@ -118,6 +121,9 @@ class Conversation:
         answer = await self._buttons.submit_reason(caller.member, text)  # a reason to refuse a cancellation
         if answer is None:
             answer = await self._shipping.submit_waybill(caller.member, text)
+        if answer is None and self._inbound is not None:
+            view = await self._inbound(caller.member, text, caller.tr)
+            answer = Answer(replies=[view]) if view is not None else None
         if answer is not None:
             return answer
         if caller.private or _looks_like_number(text):

@@ -20,7 +20,7 @@ from services.ozon.models import RoleInfo, Warehouse
 from services.ratelimit import InboundLimiter
 from services.security import SecretBox, new_token
 from services.sellers import OzonGateway
-from services.storage.models import Invite, LanguagePref, Member, Posting, Seller
+from services.storage.models import Invite, LanguagePref, Member, Posting, Seller, TraceEvent
 from services.storage.states import FINAL_STATUSES, OPEN_STAGES, KeyState, Role, Stage
 from services.views import Button, View
 
@@ -31,6 +31,7 @@ NAME_LENGTH = 128  # Member.name
 # H2: 16 base32 characters are 80 bits; a source (a chat account) gets a few tries per window
 INVITE_BYTES = 10
 JOIN_ATTEMPTS, JOIN_WINDOW = 5, 15 * 60.0
+TRACE_SHOWN = 12  # scans of the first-mile trace in /status (a chat message, not a report)
 NUMBER_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z\-]{5,63}$")
 STAGE_TODO = {
     Stage.NEW: N_("choose the courier"),
@@ -262,9 +263,12 @@ class Desk:
             _("Waybill: {number}").format(number=posting.waybill or "—"),
             _("Ozon tracking: {number}").format(number=posting.tracking_number or "—"),
         ]
-        if posting.last_scan_at is not None:  # the first mile, watched through Kuaidi100
+        if posting.last_scan_at is not None:  # the first mile, watched through Kuaidi100: the trace, newest first
             lines.append(_("📍 Last scan {time}: {scan}").format(time=tr.local_time(posting.last_scan_at),
                                                                  scan=posting.last_scan))
+            trace = await TraceEvent.filter(waybill__posting_id=posting.id).order_by("-at", "-id") \
+                .limit(TRACE_SHOWN).prefetch_related("waybill")
+            lines += [f"   • {tr.local_time(event.at)} {event.waybill.number}: {event.context}" for event in trace]
         if posting.status not in FINAL_STATUSES:
             lines.append(_("Ship by: {deadline} ({left})").format(
                 deadline=tr.local_time(posting.shipment_date), left=tr.time_left(posting.shipment_date, self._clock())))

@@ -28,14 +28,15 @@ import aiohttp
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 
-from services.couriers import kuaidi100_code
+from services.couriers import check_number, kuaidi100_code
+from services.durations import in_quiet_hours
 from services.i18n import Translator
 from services.kuaidi100.client import Kuaidi100Client, SignatureMismatch, parse_push
 from services.kuaidi100.errors import Kuaidi100AuthError, Kuaidi100Error, Kuaidi100Refused
 from services.kuaidi100.models import PushNotification, SubscribeRequest
 from services.security import SecretBox
-from services.storage.models import Event, Posting, Seller, TraceEvent, TrackingAccount, Waybill
-from services.storage.states import EventKind, WaybillRole, WaybillState
+from services.storage.models import Event, Member, Posting, Seller, TraceEvent, TrackingAccount, Waybill
+from services.storage.states import PEOPLE, EventKind, InboundState, WaybillRole, WaybillState
 from services.views import View
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ DUE_BATCH = 50
 WATCHED = (WaybillState.SUBSCRIBED,)
 
 # alert keys (Event.key is "<kind>:<waybill id>[:<what it is about>]")
-NO_PICKUP, FROZEN, PROBLEM, REFUSED = "no_pickup", "frozen", "problem", "refused"
+NO_PICKUP, FROZEN, PROBLEM, REFUSED, ARRIVED = "no_pickup", "frozen", "problem", "refused", "arrived"
 
 
 class AccountError(Exception):
@@ -159,10 +160,47 @@ class FirstMile:
             return await Waybill.get_or_none(seller_id=posting.seller_id, company=company, number=number)
         # sent beside the packer's answer, not before it: Kuaidi100 may be slow or away, and the row is the
         # promise (a subscription cut short is pending and the retry job sends it)
-        task = asyncio.get_running_loop().create_task(self._subscribe(waybill, account))
+        self._spawn(self._subscribe(waybill, account))
+        return waybill
+
+    async def add_inbound(self, member: Member, text: str, tr: Translator) -> View | None:
+        """`<posting number> <waybill>` typed by a person on the desk: a supplier's parcel for that posting,
+        watched the same way. None when the text is not that (the caller then reads it as usual)."""
+        parts = text.split()
+        if len(parts) != 2 or member.role not in PEOPLE:
+            return None
+        posting = await Posting.get_or_none(seller_id=member.seller_id, posting_number=parts[0].strip().upper())
+        check = check_number("other", parts[1])
+        if posting is None or not check.valid_chars:
+            return None
+        _ = tr.gettext
+        account = await TrackingAccount.get_or_none(seller_id=member.seller_id)
+        if account is None:
+            return View(text=_("Supplier parcels are watched through Kuaidi100: the owner connects an account "
+                               "first (ozonbot seller kuaidi100)."))
+        # a number that only one courier's format fits names it; otherwise Kuaidi100 detects the courier
+        likely = [code for code in check.likely_couriers if kuaidi100_code(code)]
+        courier = likely[0] if len(likely) == 1 else "other"
+        company = kuaidi100_code(courier) or ""
+        try:
+            waybill = await Waybill.create(
+                seller_id=member.seller_id, posting=posting, role=WaybillRole.INBOUND, courier=courier,
+                company=company, number=check.number, salt_enc=self._box.encrypt(secrets.token_hex(16)),
+                since=self._clock(), next_attempt_at=self._clock() + CLAIM)
+        except IntegrityError:
+            return View(text=_("{number} is already watched.").format(number=check.number))
+        await Posting.filter(id=posting.id, inbound__in=[InboundState.NONE, InboundState.ARRIVED]).update(
+            inbound=InboundState.ON_THE_WAY)
+        self._spawn(self._subscribe(waybill, account))
+        if self._on_change is not None:
+            await self._on_change(posting.id)
+        return View(text=_("📥 Supplier parcel {number} added to {posting}. The desk hears when it arrives.").format(
+            number=check.number, posting=posting.posting_number))
+
+    def _spawn(self, job) -> None:
+        task = asyncio.get_running_loop().create_task(job)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return waybill
 
     async def settle(self) -> None:
         """Wait for the subscriptions under way (tests, and a clean stop)."""
@@ -189,7 +227,8 @@ class FirstMile:
     async def _subscribe(self, waybill: Waybill, account: TrackingAccount) -> bool:
         request = SubscribeRequest(company=waybill.company, number=waybill.number,
                                    callback_url=self.callback_url(account), salt=self._box.decrypt(waybill.salt_enc),
-                                   phone=account.phone_tail if waybill.company in PHONE_COMPANIES else "")
+                                   phone=account.phone_tail if waybill.company in PHONE_COMPANIES else "",
+                                   auto_com=not waybill.company)
         now = self._clock()
         try:
             await self._client().subscribe(self._box.decrypt(account.key_enc), request)
@@ -268,6 +307,11 @@ class FirstMile:
             await Posting.filter(Q(last_scan_at__isnull=True) | Q(last_scan_at__lt=changes["last_scan_at"]),
                                  id=waybill.posting_id).update(last_scan_at=changes["last_scan_at"],
                                                                last_scan=_scan_text(waybill))
+        if waybill.posting_id is not None and waybill.role == WaybillRole.INBOUND and waybill.state == WaybillState.SIGNED:
+            if not await Waybill.filter(posting_id=waybill.posting_id, role=WaybillRole.INBOUND,
+                                        state__not=WaybillState.SIGNED).exists():
+                await Posting.filter(id=waybill.posting_id).update(inbound=InboundState.ARRIVED)
+            await self._alert(waybill, f"{ARRIVED}:{waybill.id}", {})
         if waybill.posting_id is not None:
             state = trace.state
             if new and state is not None and state.troubled:
@@ -281,14 +325,17 @@ class FirstMile:
         """No pickup scan N hours after hand-over, or the trace frozen N hours: each alert once per waybill
         (and, for a frozen trace, once per last scan). Returns how many were raised."""
         now, raised = self._clock(), 0
+        # quiet hours hold these two like other non-urgent notices: raised when the seller's quiet hours end
+        held = {seller.id for seller in await Seller.filter(waybills__state=WaybillState.SUBSCRIBED).distinct()
+                if in_quiet_hours(seller.quiet_hours, seller.timezone, now)}
         quiet = await Waybill.filter(state=WaybillState.SUBSCRIBED, posting_id__isnull=False,
                                      role=WaybillRole.OUTBOUND, last_scan_at__isnull=True,
-                                     since__lte=now - self.no_pickup_after)
+                                     since__lte=now - self.no_pickup_after).exclude(seller_id__in=held)
         for waybill in quiet:
             hours = round(self.no_pickup_after.total_seconds() / 3600)
             raised += await self._alert(waybill, f"{NO_PICKUP}:{waybill.id}", {"hours": hours}, dispatch=False)
         frozen = await Waybill.filter(state=WaybillState.SUBSCRIBED, posting_id__isnull=False,
-                                      last_scan_at__lte=now - self.frozen_after)
+                                      last_scan_at__lte=now - self.frozen_after).exclude(seller_id__in=held)
         for waybill in frozen:
             stamp = int(waybill.last_scan_at.timestamp())
             hours = round(self.frozen_after.total_seconds() / 3600)
@@ -333,6 +380,9 @@ def render(event: Event, posting: Posting, tr: Translator, now: datetime) -> Vie
                            hours).format(hours=hours, **values)
     elif kind == PROBLEM:
         text = _("🚨 {number} ({posting}) is in trouble at the courier: {context}").format(**values)
+    elif kind == ARRIVED:
+        text = _("📥 The supplier's parcel {number} for {posting} was signed for: the goods are here, ready "
+                 "to pack.").format(**values)
     elif kind == REFUSED:
         text = _("⚠️ Kuaidi100 will not track {number} ({posting}): check the courier and the number.").format(**values)
     else:

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -114,6 +115,7 @@ async def test_a_typed_waybill_is_subscribed_once_and_pushes_move_the_card_and_s
         fake_tg.push_message(OWNER, f"/status {number}", language_code="en")
         status = await fake_tg.wait_for_message(OWNER, "Ozon tracking:", after=last)
         assert "Last scan" in status.text and "已收取快件" in status.text
+        assert f"{WAYBILL}: 【乌鲁木齐市】顺丰速运 已收取快件" in status.text  # the trace itself, newest first
 
         # the same trace pushed twice changes nothing
         waybill = await Waybill.get(number=WAYBILL)
@@ -266,6 +268,13 @@ async def test_kuaidi100_down_loses_no_subscription_and_no_pickup_alerts_once_ac
         clock.now = (await Waybill.get(number="YT1234567890123")).since + timedelta(hours=24, minutes=1)
         kd.scan("zhongtong", "75312345678901", "快件已发往 乌鲁木齐", state=0, at=clock.now)
         await kd.flush()
+        # the seller's quiet hours hold it (they cover the whole day here), and it comes when they end
+        local = clock.now.astimezone(ZoneInfo(seller.timezone))
+        around = f"{(local - timedelta(hours=1)):%H:%M}-{(local + timedelta(hours=1)):%H:%M}"
+        await Seller.filter(id=seller.id).update(quiet_hours=around)
+        await services.duties.first_mile_due()
+        assert not [t for _, t in channel.sent if "no pickup scan" in t]
+        await Seller.filter(id=seller.id).update(quiet_hours="off")
         await services.duties.first_mile_due()
         await services.duties.first_mile_due()
         alerts = [t for _, t in channel.sent if "no pickup scan" in t]
@@ -407,3 +416,50 @@ async def test_a_waybill_photographed_in_wecom_is_subscribed_once(make_settings,
         assert len([c for c in kd.calls if c.path == "/poll"]) == 1 and kd.pushes[-1].accepted
     finally:
         await fake.stop()
+
+
+async def test_a_supplier_parcel_is_watched_and_its_arrival_announced_once(make_settings, sandbox, fake_tg, kd):
+    settings = make_settings(telegram_token=SecretStr(DEFAULT_TOKEN), telegram_api_url=f"{fake_tg.base_url}/bot",
+                             telegram_file_url=f"{fake_tg.base_url}/file/bot", ozon_api_url=sandbox.base_url,
+                             kuaidi100_api_url=kd.base_url)
+    (posting,) = sandbox.generate_orders(CLIENT_ID, 1, flows=["aggregator"])
+    number, parcel = posting["posting_number"], "4312345678901"  # Yunda or China Post: Kuaidi100 tells which
+    kd.scan("yunda", parcel, "【义乌市】韵达快递 已揽收", state=1)
+    async with running_bot(settings):
+        fake_tg.push_message(OWNER, "/lang en", language_code="en")
+        await fake_tg.wait_for_message(OWNER, "Language set: English")
+        fake_tg.push_message(OWNER, f"/connect {CLIENT_ID} {API_KEY}", language_code="en")
+        await fake_tg.wait_for_message(OWNER, f"Connected Ozon seller {CLIENT_ID}", timeout=10)
+        card = await fake_tg.wait_for_message(OWNER, f"New order {number}", timeout=10)
+        fake_tg.push_message(OWNER, f"{number} {parcel}", language_code="en")
+        await fake_tg.wait_for_message(OWNER, "connects an account first")  # no account: nothing watched
+        assert kd.subscriptions == []
+
+        first_mile = FirstMile(box=SecretBox(settings.secret_key.get_secret_value()), api_url=kd.base_url,
+                               callback_base=settings.base_url, clock=lambda: datetime.now(UTC))
+        await first_mile.start()
+        try:
+            await first_mile.connect_account(await Seller.get(client_id=CLIENT_ID), KD_KEY, KD_CUSTOMER)
+        finally:
+            await first_mile.close()
+        fake_tg.push_message(OWNER, f"{number} {parcel}", language_code="en")
+        await fake_tg.wait_for_message(OWNER, f"Supplier parcel {parcel} added to {number}")
+        await _until(lambda: _subscribed(kd))
+        (sub,) = kd.subscriptions
+        assert (sub.com, sub.num) == ("yunda", parcel)  # detected by Kuaidi100 (autoCom)
+        await kd.flush()  # the trace so far is pushed at once
+        await fake_tg.wait_for(lambda: "Goods on the way" in (fake_tg.message(OWNER, card.message_id).text or ""),
+                               timeout=10)
+        await fake_tg.wait_for(lambda: "已揽收" in (fake_tg.message(OWNER, card.message_id).text or ""), timeout=10)
+
+        kd.scan("yunda", parcel, "已签收，签收人：仓库", state=3)
+        await kd.flush()
+        await fake_tg.wait_for_message(OWNER, "the goods are here, ready to pack", timeout=10)
+        await fake_tg.wait_for(lambda: "Goods arrived" in (fake_tg.message(OWNER, card.message_id).text or ""),
+                               timeout=10)
+        param = kd.pushes[-1].param
+        assert (await _post_form(sub.callback_url, {"param": param, "sign": _md5u(param + sub.salt)}))[0] == 200
+        await asyncio.sleep(0.5)
+        arrivals = [m for m in fake_tg.messages(OWNER) if "ready to pack" in (m.text or "")]
+        assert len(arrivals) == 1
+        assert (await Posting.get(posting_number=number)).inbound == "arrived"

@@ -24,6 +24,7 @@ from services.storage.states import (
     UNPACKED_STAGES,
     CancelState,
     EventKind,
+    InboundState,
     IntentKind,
     IntentState,
     KeyState,
@@ -53,6 +54,7 @@ VOCABULARY = {
     CancelState: {"open", "approved", "rejected", "auto_approved"},
     NoticeKind: {"digest", "key_expiry", "alerts_refused"},
     WaybillRole: {"outbound", "inbound"},
+    InboundState: {"", "on_the_way", "arrived"},
     WaybillState: {"pending", "subscribed", "refused", "signed", "aborted"},
 }
 COLUMNS = [  # (model, column, the enum it holds)
@@ -70,6 +72,7 @@ COLUMNS = [  # (model, column, the enum it holds)
     ("CancelRequest", "state", CancelState),
     ("Notice", "state", NotificationState),
     ("Waybill", "role", WaybillRole),
+    ("Posting", "inbound", InboundState),
     ("Waybill", "state", WaybillState),
 ]
 

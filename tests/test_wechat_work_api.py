@@ -18,11 +18,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from bot.app import build_services
-from handlers.wechat.api import SlidingWindow, WechatApiError, WechatHttp
+from handlers.wechat.api import WechatApiError, WechatHttp
 from handlers.wechat.work import WecomChannel
 from sandbox.wechat.crypto import new_aes_key, new_token
 from sandbox.wechat.wecom import FakeWecom
 from services.channels import DeliveryDeferred
+from services.pacing import SlidingWindow
 from services.storage import db
 from services.storage.models import InboundCallback, Member, WecomApp
 from services.views import View

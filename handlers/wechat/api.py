@@ -10,13 +10,11 @@ import asyncio
 import json as jsonlib
 import logging
 import time
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
-
-from services.channels import DeliveryDeferred
 
 log = logging.getLogger(__name__)
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})  # invalid credential, invalid token, expired token
@@ -60,37 +58,6 @@ class AppAuth:
 class _Token:
     value: str
     expires_at: float
-
-
-class SlidingWindow:
-    """At most `limit` sends per `period` seconds per key. `acquire` waits for a free slot, because the
-    platforms drop the excess silently (WeCom: 30 a minute per member; robots: 20 a minute)."""
-
-    def __init__(self, limit: int, period: float, clock: Callable[[], float] = time.monotonic):
-        self.limit = limit
-        self.period = period
-        # the platform stamps a send when it arrives, a little after we do: keep a margin, or the send that
-        # opens a new window may still fall into the platform's previous one and be dropped without an error
-        self._span = period * 1.05
-        self._clock = clock
-        self._sent: dict[str, deque[float]] = defaultdict(deque)
-        self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-
-    async def acquire(self, key: str, *, wait: bool = True) -> None:
-        """Takes a slot; without `wait`, a full window raises DeliveryDeferred at once, so the outbox
-        (which delivers to every desk in turn) moves on and retries this one later."""
-        async with self._locks[key]:
-            sent = self._sent[key]
-            while True:
-                now = self._clock()
-                while sent and sent[0] <= now - self._span:
-                    sent.popleft()
-                if len(sent) < self.limit:
-                    sent.append(now)
-                    return
-                if not wait:
-                    raise DeliveryDeferred(f"send limit of {self.limit} per {self.period:.0f}s reached")
-                await asyncio.sleep(sent[0] + self._span - now + 0.001)
 
 
 class WechatHttp:

@@ -6,7 +6,8 @@ import logging
 
 from handlers.ports import WechatPort
 from handlers.wechat import render
-from handlers.wechat.api import SlidingWindow, WechatHttp, refusal
+from handlers.wechat.api import WechatHttp, refusal
+from services.pacing import SlidingWindow
 from services.storage.models import Member, Seller
 from services.views import View
 from services.wechat_apps import ROBOT_CHANNEL

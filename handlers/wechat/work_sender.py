@@ -12,7 +12,8 @@ import aiohttp
 
 from handlers.ports import WechatPort
 from handlers.wechat import render
-from handlers.wechat.api import AppAuth, SlidingWindow, WechatApiError, WechatHttp, refusal
+from handlers.wechat.api import AppAuth, WechatApiError, WechatHttp, refusal
+from services.pacing import SlidingWindow
 from services.storage.models import Member, Seller, WecomApp, WecomCard
 from services.views import Button, View
 from services.wechat_apps import WecomCredentials

@@ -145,11 +145,15 @@ class RecordedCall:
 
 class Kuaidi100Sandbox:
     def __init__(self, *, clock: Callable[[], datetime] | None = None, push_retry_delay: float = 0.5,
-                 push_retries: int = 5, push_timeout: float = 5.0):
+                 push_retries: int = 5, push_timeout: float = 5.0,
+                 courier_script: list[tuple[float, str, int]] | None = None):
+        """`courier_script`: (seconds after the subscription, scan text, state) played on every new
+        subscription, so a demo parcel moves by itself."""
         self._clock = clock or (lambda: datetime.now(UTC))
         self.push_retry_delay = push_retry_delay
         self.push_retries = push_retries
         self.push_timeout = push_timeout
+        self.courier_script = list(courier_script or [])
         self.faults = Faults()
         self.accounts: dict[str, Account] = {}
         self.parcels: dict[tuple[str, str], Parcel] = {}
@@ -280,6 +284,13 @@ class Kuaidi100Sandbox:
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
 
+    async def _play(self, com: str, num: str) -> None:
+        started = 0.0
+        for delay, context, state in self.courier_script:
+            await asyncio.sleep(max(0.0, delay - started))
+            started = delay
+            self.scan(com, num, context, state=state)
+
     async def _retry_later(self, sub: Subscription, param: str, attempt: int) -> None:
         await asyncio.sleep(self.push_retry_delay)
         if self._queue is not None:
@@ -359,6 +370,10 @@ class Kuaidi100Sandbox:
         sub = Subscription(account.key, company, number, callback, str(extra.get("salt") or ""),
                            str(extra.get("phone") or ""), self._clock())
         self.subscriptions.append(sub)
+        if self.courier_script:
+            task = asyncio.get_running_loop().create_task(self._play(company, number))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
         parcel = self.parcels.get((company, number))
         if parcel is not None and parcel.events and self._sees(sub, parcel):
             # a parcel already moving is pushed its trace so far at once

@@ -38,6 +38,7 @@ from aiohttp import web
 from .api import Api
 from .driver import Driver
 from .errors import TelegramAPIError, _bad, _status_text
+from .limits import FloodGate, FloodLimits
 from .world import (
     BOT_FIRST_NAME,
     BOT_USERNAME,
@@ -80,8 +81,11 @@ class FakeBotAPI(World, Driver, Api):
         strict_chats: bool = False,
         max_poll_wait: float = 0.5,
         webhook_retry_delay: float = 0.2,
+        flood_limits: FloodLimits | None = None,
     ) -> None:
         self.token = token
+        # Telegram's flood limits (limits.py); None: off, so tests that do not measure them keep their speed
+        self.flood = FloodGate(flood_limits) if flood_limits is not None else None
         self.strict_chats = strict_chats  # True: sending to a never-seen chat fails like Telegram
         self.max_poll_wait = max_poll_wait
         self.webhook_retry_delay = webhook_retry_delay
@@ -244,6 +248,10 @@ class FakeBotAPI(World, Driver, Api):
                 raise TelegramAPIError(401)
             params, files = await self._parse_request(request)
             fault = self._take_fault(method)
+            if fault is None and self.flood is not None:
+                retry_after = self.flood.check(method, params.get("chat_id"))
+                if retry_after is not None:
+                    fault = _Fault(429, retry_after, None)
             if fault is not None and fault.delay:
                 await asyncio.sleep(fault.delay)
                 fault = None
@@ -265,6 +273,12 @@ class FakeBotAPI(World, Driver, Api):
             return web.json_response(err.body(), status=err.status)
         self._record(request, Call(method, params, files, at, 200, result))
         return web.json_response({"ok": True, "result": result})
+
+    def enforce_flood_limits(self, limits: FloodLimits | None = None) -> FloodGate:
+        """Switches Telegram's flood limits on (limits.py; the defaults are Telegram's rates and our chosen
+        bursts) and returns the gate, which counts what passed and what it refused."""
+        self.flood = FloodGate(limits or FloodLimits())
+        return self.flood
 
     def _record(self, request: web.Request, call: Call) -> None:
         # A long poll whose client went away (PTB cancelled it on stop) is not worth recording;

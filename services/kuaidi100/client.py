@@ -96,6 +96,8 @@ class Kuaidi100Client:
             parameters["salt"] = request.salt
         if request.phone:
             parameters["phone"] = request.phone
+        if request.auto_com:
+            parameters["autoCom"] = "1"
         param: dict[str, Any] = {"company": request.company, "number": request.number, "key": key,
                                  "parameters": parameters}
         if request.from_:

@@ -125,3 +125,4 @@ class SubscribeRequest(BaseModel):
     phone: str = ""  # SF and ZTO need the phone on the waybill or its last 4 digits
     from_: str = ""
     to: str = ""
+    auto_com: bool = False  # company left empty: Kuaidi100 detects the courier (only when it is unknown)

@@ -11,6 +11,7 @@ from tortoise.models import Model
 from services.security import encrypted_field
 from services.storage.states import (
     CancelState,
+    InboundState,
     IntentState,
     KeyState,
     LabelState,
@@ -89,6 +90,7 @@ class Posting(Model):
     # the newest first-mile scan of its watched waybills (services.firstmile), shown on the card and in /status
     last_scan_at = fields.DatetimeField(null=True)
     last_scan = fields.TextField(default="")
+    inbound = fields.CharField(max_length=16, default=InboundState.NONE)  # InboundState: the supplier's parcels (无货源)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

@@ -146,3 +146,11 @@ class WaybillState(StrEnum):
     REFUSED = "refused"  # Kuaidi100 will never track it (courier unsupported, number rejected); told once
     SIGNED = "signed"  # signed for: Kuaidi100 pushes no more
     ABORTED = "aborted"  # Kuaidi100 gave up twice (no record in 3 days, no change in 60)
+
+
+class InboundState(StrEnum):
+    """Where the goods of a posting stand when a supplier sends them (`Posting.inbound`)."""
+
+    NONE = ""  # no supplier parcel recorded: the goods are in hand
+    ON_THE_WAY = "on_the_way"
+    ARRIVED = "arrived"  # every supplier parcel of the posting is signed for

@@ -229,3 +229,21 @@ async def test_client_query_reads_the_trace(kd, client):
     assert no_phone.value.code == "408"
     trace = await client.query(KEY, CUSTOMER, "zhongtong", "75312345678901", phone="1234")
     assert trace.state is TraceState.PICKED_UP and trace.data[0].area_name == "浙江,金华市,义乌市"
+
+
+async def test_a_courier_script_moves_every_new_subscription_by_itself():
+    box = Kuaidi100Sandbox(courier_script=[(0.05, "快件已揽收", 1), (0.1, "已签收", 3)])
+    box.add_account(KEY, CUSTOMER)
+    await box.start()
+    try:
+        async with Receiver() as rx:
+            param = {"company": "ems", "number": "1234567890123", "key": KEY,
+                     "parameters": {"callbackurl": rx.url, "salt": "s"}}
+            await _raw(box, "/poll", {"schema": "json", "param": json.dumps(param)})
+            while len(rx.forms) < 2:
+                await asyncio.sleep(0.02)
+            await box.flush()
+            states = [json.loads(f["param"])["status"] for f in rx.forms]
+            assert states == ["polling", "shutdown"] and box.subscriptions[0].status == "shutdown"
+    finally:
+        await box.stop()
