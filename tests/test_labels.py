@@ -45,7 +45,9 @@ async def _labels(fake_tg, word: str, expect: str):
     text = await fake_tg.wait_for(lambda: next((m.text for m in new() if expect in (m.text or "")), None),
                                   timeout=30, what=expect)
     if "Labels of" in text:
-        await fake_tg.wait_for(lambda: any(m.document for m in new()), timeout=30, what="the labels PDF")
+        # each Packed also sends its own label-<number>.pdf: wait for the batch's labels-….pdf
+        await fake_tg.wait_for(lambda: any(m.document and m.document.filename.startswith("labels-") for m in new()),
+                               timeout=30, what="the labels PDF")
     return text, [m.document for m in new() if m.document and m.document.filename.startswith("labels-")]
 
 
