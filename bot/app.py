@@ -41,6 +41,7 @@ from services.scheduler import Duties
 from services.security import RedactingFilter, SecretBox, load_or_create_key
 from services.sellers import OzonGateway
 from services.shipping import Shipping
+from services.stock import StockDesk
 from services.storage import db
 from services.wechat_apps import WechatApps
 
@@ -60,6 +61,7 @@ class Services:
     channels: Channels
     cards: CardCopies
     cancellations: Cancellations
+    stock: StockDesk
     outbox: Outbox
     lease: Lease
     gateway: OzonGateway
@@ -178,6 +180,7 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
     reminders = Reminders(outbox=outbox, clock=clock, leads=settings.leads,
                           tracking_after=settings.tracking_reminder_after)
     board = NoticeBoard(channels, catalogs)
+    stock = StockDesk(gateway=gateway, codec=codec, catalogs=catalogs, channels=channels, clock=clock)
     runner = IntentRunner(shipping=shipping, channels=channels, catalogs=catalogs, lease=lease, clock=clock,
                           cancellations=cancellations)
     duties = Duties(sync=sync, runner=runner, outbox=outbox, channels=channels, catalogs=catalogs,
@@ -185,11 +188,11 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
                     reminders=reminders, digest=MorningDigest(board=board, clock=clock, no_pickup_after=first_mile.no_pickup_after,
                                          frozen_after=first_mile.frozen_after),
                     key_expiry=KeyExpiry(board=board, clock=clock), tick=settings.tick, first_mile=first_mile,
-                    cancellations=cancellations)
+                    cancellations=cancellations, stock=stock)
     preferences = Preferences(codec=codec, catalogs=catalogs, default_leads=settings.reminder_leads)
     roster = Roster(codec=codec, catalogs=catalogs, send=channels.send)
     buttons = ButtonRouter(codec=codec, shipping=shipping, preferences=preferences, roster=roster,
-                           cancellations=cancellations)
+                           cancellations=cancellations, stock=stock)
     redactor, background = RedactingFilter(), Background()
     connect_links = ConnectLinks(box, settings.base_url, clock)
     links = ActionLinks(box, settings.base_url, clock)
@@ -200,11 +203,11 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
         first_poll=sync.poll, background=background, default_zone=settings.timezone, on_secret=redactor.add,
         key_form_url=lambda caller: connect_links.url(caller.surface.channel, caller.external_id, caller.chat_id,
                                                       caller.tr.locale),
-        invite_qr_url=(lambda code: f"{settings.base_url}/wechat/qr/{code}") if settings.official_account else None,
+        stock=stock, invite_qr_url=(lambda code: f"{settings.base_url}/wechat/qr/{code}") if settings.official_account else None,
         picklists=picklists, labels=labels, file_url=lambda member, name: f"{links.url(member.id)}/{name}",
         inbound=first_mile.add_inbound)
     services = Services(settings=settings, box=box, catalogs=catalogs, codec=codec, channels=channels,
-                        cards=cards, cancellations=cancellations, outbox=outbox, lease=lease,
+                        cards=cards, cancellations=cancellations, stock=stock, outbox=outbox, lease=lease,
                         gateway=gateway, sync=sync, shipping=shipping, desk=desk, duties=duties, runner=runner,
                         preferences=preferences, buttons=buttons,
                         links=links, apps=WechatApps(box), clock=clock,

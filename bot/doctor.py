@@ -62,6 +62,7 @@ class Doctor:
                 if self.database_up and self.key:
                     await self._sellers()
                     await self._wechat()
+                    await self._tracking()
             finally:
                 if self.database_up:
                     await db.close()
@@ -267,6 +268,32 @@ class Doctor:
             self.add(name, False, f"the key {state} {when}", fix)
         else:
             self.add(name, True, f"the key works and expires on {when} (in {left.days} days)")
+
+    async def _tracking(self) -> None:
+        """Each seller's Kuaidi100 account answers a signed query (no check when nobody tracks parcels)."""
+        from services.kuaidi100.client import Kuaidi100Client
+        from services.kuaidi100.errors import Kuaidi100AuthError, Kuaidi100Error
+        from services.storage.models import TrackingAccount
+
+        client = Kuaidi100Client(self.http, self.settings.kuaidi100_api_url)
+        for account in await TrackingAccount.all().prefetch_related("seller").order_by("id"):
+            client_id = account.seller.client_id
+            name = f"kuaidi100 {client_id}"
+            fix = (f"check the key and customer id in Kuaidi100's console (我的 → 授权信息), then "
+                   f"`ozonbot seller kuaidi100 {client_id} --key … --customer …`")
+            try:
+                key = self.box.decrypt(account.key_enc)
+            except ValueError:
+                self.add(name, False, "its stored key cannot be decrypted", "see the secret key check")
+                continue
+            try:
+                await client.check_account(key, account.customer)
+            except Kuaidi100AuthError as exc:
+                self.add(name, False, f"Kuaidi100 refuses the key or customer id ({exc})", fix)
+            except (Kuaidi100Error, aiohttp.ClientError, TimeoutError) as exc:
+                self.add(name, False, f"Kuaidi100 did not answer ({_reason(exc)})", "run doctor again later")
+            else:
+                self.add(name, True, "the account answers a signed query: waybills are watched")
 
     async def _wechat(self) -> None:
         from bot.app import build_services

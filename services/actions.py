@@ -16,6 +16,7 @@ VERBS = {
     "o": "open",
     "s": "settings",
     "m": "member",
+    "t": "stock",  # set the free stock of one product in one warehouse (services.stock)
     "k": "cancellation",  # approve or reject a buyer's cancellation request (services.cancellations)
 }
 

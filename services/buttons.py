@@ -9,18 +9,21 @@ from services.cancellations import Cancellations
 from services.members import Roster
 from services.preferences import Preferences
 from services.shipping import Shipping
+from services.stock import VERB as STOCK_VERB
+from services.stock import StockDesk
 from services.storage.models import Member
 from services.views import Answer
 
 
 class ButtonRouter:
     def __init__(self, *, codec: ActionCodec, shipping: Shipping, preferences: Preferences, roster: Roster,
-                 cancellations: Cancellations):
+                 cancellations: Cancellations, stock: StockDesk):
         self._codec = codec
         self._shipping = shipping
         self._preferences = preferences
         self._roster = roster
         self._cancellations = cancellations
+        self._stock = stock
 
     async def submit_reason(self, member: Member, text: str) -> Answer | None:
         """A typed answer to a decision button (the reason for refusing a buyer's cancellation)."""
@@ -31,6 +34,8 @@ class ButtonRouter:
         action = self._codec.decode(data)
         if action is not None and action.name == "settings" and member is not None:
             return await self._preferences.press(member, action)
+        if action is not None and action.verb == STOCK_VERB:
+            return await self._stock.press(member, action)
         if action is not None and action.verb == CANCEL_VERB:
             return await self._cancellations.press(member, action)
         if action is not None and action.name == "member":

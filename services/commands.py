@@ -25,6 +25,7 @@ class Verb(StrEnum):
     SETTINGS = "settings"
     INVITE = "invite"
     MEMBERS = "members"
+    STOCK = "stock"
     PICKLIST = "picklist"
     LABELS = "labels"
 
@@ -42,6 +43,7 @@ WORDS: dict[Verb, tuple[str, ...]] = {
     Verb.INVITE: ("invite", "邀请", "пригласить"),
     Verb.MEMBERS: ("members", "成员", "участники"),
     Verb.LABELS: ("labels", "面单", "打印面单", "этикетки", "label"),
+    Verb.STOCK: ("stock", "库存", "остатки", "склад"),
     Verb.PICKLIST: ("picklist", "拣货", "拣货单", "сборка", "подбор", "picks"),
 }
 _LOOKUP = {word: verb for verb, words in WORDS.items() for word in words}
@@ -123,6 +125,7 @@ INSTEAD: dict[tuple[str, str], str] = {
     ("console", "connect"): "the demo connects its sandbox seller at start",
     ("console", "join"): "the demo has one member, its owner",
     ("console", "photo"): "a terminal sends no photos: the waybill number is typed",
+    ("wechat", "stock"): "the stock is set by typing the number (库存 <SKU> 12); the action page shows orders only",
 }
 
 # The command menus a surface shows (Telegram's per-scope command lists): what each kind of chat can do.
@@ -137,14 +140,16 @@ DESCRIPTIONS = {
     Verb.SETTINGS: N_("quiet hours, reminders, default courier"),
     Verb.INVITE: N_("a one-time code for a packer"),
     Verb.MEMBERS: N_("who is on the desk"),
+    Verb.STOCK: N_("FBS stock of an item; set the free stock"),
     Verb.PICKLIST: N_("today's pick list by SKU, with a PDF to print"),
     Verb.LABELS: N_("one PDF with the labels of every packed posting"),
 }
 MENUS = {
-    "private": (Verb.ORDERS, Verb.PICKLIST, Verb.LABELS, Verb.STATUS, Verb.SETTINGS, Verb.JOIN, Verb.CONNECT, Verb.LANG, Verb.HELP),
-    "owner": (Verb.ORDERS, Verb.PICKLIST, Verb.LABELS, Verb.STATUS, Verb.INVITE, Verb.MEMBERS, Verb.SETTINGS, Verb.CONNECT, Verb.LANG,
-              Verb.HELP),
-    "group": (Verb.ORDERS, Verb.PICKLIST, Verb.LABELS, Verb.STATUS, Verb.HELP),
+    "private": (Verb.ORDERS, Verb.PICKLIST, Verb.LABELS, Verb.STATUS, Verb.STOCK, Verb.SETTINGS, Verb.JOIN,
+                Verb.CONNECT, Verb.LANG, Verb.HELP),
+    "owner": (Verb.ORDERS, Verb.PICKLIST, Verb.LABELS, Verb.STATUS, Verb.STOCK, Verb.INVITE, Verb.MEMBERS,
+              Verb.SETTINGS, Verb.CONNECT, Verb.LANG, Verb.HELP),
+    "group": (Verb.ORDERS, Verb.PICKLIST, Verb.LABELS, Verb.STATUS, Verb.STOCK, Verb.HELP),
 }
 
 

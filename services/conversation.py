@@ -23,6 +23,7 @@ from services.members import Roster
 from services.picklist import PickLists
 from services.preferences import Preferences
 from services.shipping import Shipping
+from services.stock import StockDesk
 from services.storage.models import Member, Seller
 from services.storage.states import PEOPLE, Role
 from services.views import Answer, View
@@ -68,7 +69,8 @@ class Conversation:
                  default_zone: str, on_secret: Callable[[str], None], key_form_url: Callable[[Caller], str] | None,
                  picklists: PickLists, labels: LabelBatches, invite_qr_url: Callable[[str], str] | None = None,
                  file_url: Callable[[Member, str], str] | None = None,
-                 inbound: Callable[[Member, str, Translator], Awaitable[View | None]] | None = None):
+                 inbound: Callable[[Member, str, Translator], Awaitable[View | None]] | None = None,
+                 stock: StockDesk | None = None):
         """`inbound(member, text, tr)`: `<posting number> <waybill>`, a supplier's parcel (services.firstmile)."""
         self._desk = desk
         self._shipping = shipping
@@ -82,6 +84,7 @@ class Conversation:
         self._on_secret = on_secret
         self._key_form_url = key_form_url
         self._invite_qr_url = invite_qr_url
+        self._stock = stock
         self._picklists = picklists
         self._labels = labels
         self._file_url = file_url  # the action page's download of a file, for a chat that cannot carry one
@@ -254,6 +257,13 @@ class Conversation:
             return await self._roster.remove_typed(caller.member, arg)
         return Answer(replies=[await self._roster.view(caller.member)])
 
+    async def _stock_command(self, caller: Caller, arg: str) -> Answer:
+        usage = caller.tr.gettext("Usage: {stock} <offer_id or SKU> shows the stock; {stock} <offer_id or SKU> "
+                                  "<number> sets the free stock").format(**caller.spelled())
+        if self._stock is None:
+            return Answer(replies=[View(text=usage)])
+        return await self._stock.command(caller.member, arg, buttons=caller.surface.buttons, usage=usage)
+
     async def _picklist(self, caller: Caller, arg: str) -> Answer:
         views = await self._picklists.views(caller.member)
         return Answer(replies=[self._carried(caller, view, "picklist") for view in views])
@@ -332,7 +342,8 @@ _ANYONE = {Verb.START: Conversation._start, Verb.HELP: Conversation._help, Verb.
            Verb.JOIN: Conversation._join}
 _DESK = {Verb.ORDERS: Conversation._orders, Verb.STATUS: Conversation._status,
          Verb.SETTINGS: Conversation._settings, Verb.INVITE: Conversation._invite, Verb.MEMBERS: Conversation._members,
-         Verb.PICKLIST: Conversation._picklist, Verb.LABELS: Conversation._labels_command}
+         Verb.STOCK: Conversation._stock_command, Verb.PICKLIST: Conversation._picklist,
+         Verb.LABELS: Conversation._labels_command}
 
 
 def connect_error(caller: Caller, exc: ConnectError) -> str:

@@ -25,6 +25,7 @@ from services.outbox import Outbox
 from services.ozon.errors import OzonAuthError, OzonError
 from services.reminders import Reminders
 from services.retries import IntentRunner
+from services.stock import StockDesk
 from services.storage.models import Member, PollState, Seller
 from services.storage.states import KeyState, Role
 from services.views import View
@@ -40,7 +41,7 @@ class Duties:
                  catalogs: Catalogs, lease: Lease, clock: Callable[[], datetime],
                  poll_interval: float, reminders: Reminders, digest: MorningDigest, key_expiry: KeyExpiry,
                  tick: float = 30.0, max_concurrent_polls: int = 100, first_mile: FirstMile | None = None,
-                 cancellations: Cancellations | None = None):
+                 cancellations: Cancellations | None = None, stock: StockDesk | None = None):
         self._sync = sync
         self._runner = runner
         self._outbox = outbox
@@ -55,6 +56,7 @@ class Duties:
         self._lease = lease
         self._first_mile = first_mile
         self._cancellations = cancellations
+        self._stock = stock
         self._gate = asyncio.Semaphore(max_concurrent_polls)
         self.scheduler = AsyncIOScheduler(timezone="UTC")
 
@@ -65,6 +67,8 @@ class Duties:
         self._every(self._reminders.run_due, self._tick, "reminders")
         if self._cancellations is not None:
             self._every(self._cancellations.run_due, self._tick, "cancel_reminders")
+        if self._stock is not None:  # Ozon's 30 s window per item: looked at every few seconds at most
+            self._every(self._stock.run_due, min(self._tick, 5.0), "stock_changes")
         self._every(self._digest.run_due, self._tick, "digest")
         self._every(self._key_expiry.run_due, self._tick, "key_expiry")
         if self._first_mile is not None:

@@ -298,3 +298,27 @@ def test_json_log_lines_pass_the_same_secret_filter():
     assert "RuntimeError: boom with *** inside" in lines[1]["exc"]
     assert "sk-live" not in stream.getvalue()
     setup_logging("INFO", redactor, io.StringIO())  # back to text for the rest of the run
+
+
+async def test_doctor_checks_each_sellers_kuaidi100_account(make_settings, sandbox):
+    """Where a seller tracks the first mile, doctor asks Kuaidi100 (the stand-in) with the stored key."""
+    from sandbox.kuaidi100 import Kuaidi100Sandbox
+
+    kd = Kuaidi100Sandbox()
+    kd.add_account("kd100key0123456789", "CUSTOMER0042")
+    await kd.start()
+    try:
+        settings = make_settings(ozon_api_url=sandbox.base_url, kuaidi100_api_url=kd.base_url)
+        assert (await _run(settings, "seller", "add", "--client-id", CLIENT_ID, "--api-key", API_KEY)).returncode == 0
+        added = await _run(settings, "seller", "kuaidi100", CLIENT_ID, "--key", "kd100key0123456789",
+                           "--customer", "CUSTOMER0042")
+        assert added.returncode == 0, added.stderr
+        _, checks = await _doctor(settings)
+        assert checks[f"kuaidi100 {CLIENT_ID}"]["ok"], checks[f"kuaidi100 {CLIENT_ID}"]
+        kd.expire_account("kd100key0123456789")  # the key ran out at Kuaidi100
+        code, checks = await _doctor(settings)
+        check = checks[f"kuaidi100 {CLIENT_ID}"]
+        assert code == 1 and not check["ok"] and "refuses" in check["verdict"], check
+        assert f"ozonbot seller kuaidi100 {CLIENT_ID}" in check["action"]
+    finally:
+        await kd.stop()

@@ -34,6 +34,7 @@ from services.storage.states import (
     PendingKind,
     Role,
     Stage,
+    StockState,
     WaybillRole,
     WaybillState,
 )
@@ -52,6 +53,7 @@ VOCABULARY = {
     IntentState: {"pending", "done", "failed"},
     PendingKind: {"waybill", "confirm", "cancel_reason"},
     CancelState: {"open", "approved", "rejected", "auto_approved"},
+    StockState: {"idle", "queued", "sending", "refused"},
     NoticeKind: {"digest", "key_expiry", "alerts_refused"},
     WaybillRole: {"outbound", "inbound"},
     InboundState: {"", "on_the_way", "arrived"},
@@ -70,6 +72,7 @@ COLUMNS = [  # (model, column, the enum it holds)
     ("PendingInput", "kind", PendingKind),
     ("Notice", "kind", NoticeKind),
     ("CancelRequest", "state", CancelState),
+    ("StockItem", "state", StockState),
     ("Notice", "state", NotificationState),
     ("Waybill", "role", WaybillRole),
     ("Posting", "inbound", InboundState),

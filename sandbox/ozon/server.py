@@ -17,13 +17,14 @@ from .cancellations import Cancellations
 from .control import Control
 from .methods import Methods
 from .push import Push, RecordedPush
+from .stocks import Stocks
 from .wire import Json
 from .world import World, _LabelTask, _Posting, _Seller
 
 log = logging.getLogger(__name__)
 
 
-class OzonSandbox(World, Api, Methods, Push, Control, Cancellations):
+class OzonSandbox(World, Api, Methods, Push, Control, Cancellations, Stocks):
     """The Ozon Seller API stand-in. All state lives on the instance."""
 
     def __init__(
@@ -85,8 +86,12 @@ class OzonSandbox(World, Api, Methods, Push, Control, Cancellations):
             "/v2/conditional-cancellation/list": self._api_cancellation_list,
             "/v2/conditional-cancellation/approve": self._api_cancellation_approve,
             "/v2/conditional-cancellation/reject": self._api_cancellation_reject,
+            "/v2/product/info/stocks-by-warehouse/fbs": self._api_stocks_read,
+            "/v2/products/stocks": self._api_stocks_set,
         }
         self._cancel_requests = {}
+        self._stock = {}
+        self._stock_set_at = {}
 
 
     # ------------------------------------------------------------------------------------------------
@@ -103,6 +108,7 @@ class OzonSandbox(World, Api, Methods, Push, Control, Cancellations):
         r.add_post("/__sandbox__/cancel", self._ctl_cancel)
         r.add_post("/__sandbox__/cancellation_requests", self._ctl_cancellation_request)
         r.add_get("/__sandbox__/cancellation_requests", self._ctl_cancellation_requests)
+        r.add_get("/__sandbox__/stocks/{client_id}/{sku}/{warehouse_id}", self._ctl_stock)
         r.add_post("/__sandbox__/status", self._ctl_status)
         r.add_post("/__sandbox__/fail_next_ship", self._ctl_fail_next_ship)
         r.add_post("/__sandbox__/faults", self._ctl_faults)

@@ -45,7 +45,9 @@ from .models import (
     Posting,
     PostingPage,
     RoleInfo,
+    StockResult,
     Warehouse,
+    WarehouseStock,
     unwrap_result,
 )
 
@@ -73,6 +75,10 @@ CANCELLATION_LIST = "/v2/conditional-cancellation/list"
 CANCELLATION_APPROVE = "/v2/conditional-cancellation/approve"
 CANCELLATION_REJECT = "/v2/conditional-cancellation/reject"
 CANCELLATION_PAGE = 500  # the list's maximum limit
+STOCKS_READ = "/v2/product/info/stocks-by-warehouse/fbs"
+STOCKS_SET = "/v2/products/stocks"
+STOCKS_READ_LIMIT = 1000
+STOCK_PAIRS_PER_CALL = 100  # Ozon: at most 100 product-warehouse pairs per /v2/products/stocks
 
 PAGE_LIMIT = 100  # v4 lists accept 1..100
 TRACKING_BATCH = 20  # tracking-number/set takes at most 20 pairs per call
@@ -698,6 +704,44 @@ class OzonClient:
     async def reject_cancellation(self, cancellation_id: int, comment: str) -> None:
         """Refuse the request (only ON_APPROVAL) with the reason; the order stays and must be delivered."""
         await self.request(CANCELLATION_REJECT, _move_body(cancellation_id, comment), once=True)
+
+    # ----------------------------------------------------------------------- FBS stock
+
+    async def stocks_by_warehouse(self, *, skus: list[int] | None = None,
+                                  offer_ids: list[str] | None = None) -> list[WarehouseStock]:
+        """Present, reserved and free stock of each product in each FBS warehouse, by SKU or by offer_id."""
+        body: dict[str, Any] = {"limit": STOCKS_READ_LIMIT}
+        if skus:
+            body["sku"] = [str(sku) for sku in skus]
+        else:
+            body["offer_id"] = list(offer_ids or [])
+        found: list[WarehouseStock] = []
+        seen: set[str] = set()
+        while True:
+            payload = unwrap_result(await self.request(STOCKS_READ, body))
+            if not isinstance(payload, dict):
+                return found
+            found.extend(WarehouseStock.model_validate(item) for item in payload.get("products") or []
+                         if isinstance(item, dict))
+            cursor = str(payload.get("cursor") or "")
+            if not payload.get("has_next") or not cursor or cursor in seen:
+                return found
+            seen.add(cursor)
+            body["cursor"] = cursor
+
+    async def set_stocks(self, items: list[tuple[str, int, int, int]]) -> list[StockResult]:
+        """Sets the available stock of ``(offer_id, product_id, warehouse_id, stock)`` pairs, 100 per call;
+        each pair's answer says whether it was updated or why not. One attempt per call: a repeat inside
+        Ozon's 30 s window is refused for the pair, so the caller decides when to send again."""
+        results: list[StockResult] = []
+        for chunk in _chunks(items, STOCK_PAIRS_PER_CALL):
+            body = {"stocks": [{"offer_id": offer_id, "product_id": product_id, "warehouse_id": warehouse_id,
+                                "stock": stock, "quant_size": 1}
+                               for offer_id, product_id, warehouse_id, stock in chunk]}
+            payload = unwrap_result(await self.request(STOCKS_SET, body, once=True))
+            items_ = payload if isinstance(payload, list) else (payload or {}).get("result") or []
+            results.extend(StockResult.model_validate(item) for item in items_ if isinstance(item, dict))
+        return results
 
     # ----------------------------------------------------------------------- account
 

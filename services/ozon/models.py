@@ -633,3 +633,39 @@ class CancellationRequest(OzonModel):
     @property
     def reason(self) -> str:
         return self.cancellation_reason.name if self.cancellation_reason else ""
+
+
+# --------------------------------------------------------------------------- FBS stock
+
+
+class WarehouseStock(OzonModel):
+    """One product in one FBS warehouse (``/v2/product/info/stocks-by-warehouse/fbs``)."""
+
+    sku: OptInt = None
+    offer_id: Text = ""
+    product_id: OptInt = None
+    warehouse_id: OptInt = None
+    warehouse_name: Text = ""
+    present: OptInt = None
+    reserved: OptInt = None
+    free_stock: OptInt = None
+
+
+class StockError(OzonModel):
+    code: Text = ""
+    message: Text = ""
+
+
+class StockResult(OzonModel):
+    """Ozon's answer for one product-warehouse pair of ``/v2/products/stocks``."""
+
+    warehouse_id: OptInt = None
+    product_id: OptInt = None
+    offer_id: Text = ""
+    updated: Flag = False
+    errors: list[StockError] = Field(default_factory=list)
+
+    @field_validator("errors", mode="before")
+    @classmethod
+    def _errors(cls, value: Any) -> Any:
+        return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []

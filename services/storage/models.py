@@ -19,6 +19,7 @@ from services.storage.states import (
     PendingKind,
     Role,
     Stage,
+    StockState,
     WaybillRole,
     WaybillState,
 )
@@ -432,6 +433,31 @@ class TraceEvent(Model):
     class Meta:
         table = "trace_event"
         unique_together = (("waybill", "key"),)
+
+
+class StockItem(Model):
+    """One product in one FBS warehouse as last read or set, and the change still owed to Ozon (30 s window)."""
+
+    id = fields.IntField(primary_key=True)
+    seller = fields.ForeignKeyField("ozonbot.Seller", related_name="stock_items", on_delete=fields.CASCADE)
+    sku = fields.BigIntField()
+    offer_id = fields.CharField(max_length=64, default="")
+    product_id = fields.BigIntField(null=True)
+    warehouse_id = fields.BigIntField()
+    warehouse_name = fields.CharField(max_length=128, default="")
+    free = fields.IntField(null=True)
+    reserved = fields.IntField(null=True)
+    present = fields.IntField(null=True)
+    target = fields.IntField(null=True)
+    state = fields.CharField(max_length=16, default=StockState.IDLE, db_index=True)  # StockState
+    error = fields.TextField(default="")
+    sent_at = fields.DatetimeField(null=True)  # the last call for this pair (Ozon's 30 s window)
+    member = fields.ForeignKeyField("ozonbot.Member", null=True, related_name="stock_changes", on_delete=fields.SET_NULL)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "stock_item"
+        unique_together = (("seller", "sku", "warehouse_id"),)
 
 
 class LabelPrint(Model):

@@ -89,6 +89,15 @@ class CancelState(StrEnum):
     AUTO_APPROVED = "auto_approved"  # nobody answered in time (or it was decided in the Ozon cabinet)
 
 
+class StockState(StrEnum):
+    """A stock change asked from the chat for one product in one warehouse (`StockItem.state`)."""
+
+    IDLE = "idle"  # nothing owed: `free` is what Ozon last confirmed or showed
+    QUEUED = "queued"  # `target` waits for Ozon's 30 s window of the pair (a later change replaces it)
+    SENDING = "sending"  # in a /v2/products/stocks call
+    REFUSED = "refused"  # Ozon refused the last change: `error` says why
+
+
 class IntentState(StrEnum):
     PENDING = "pending"
     DONE = "done"

@@ -170,6 +170,20 @@ async def _drive(box: RecordingSandbox, session: aiohttp.ClientSession) -> None:
         "state": "ALL", "cancellation_initiator": ["CLIENT"]}, "with": {"counter": True}})
     await _raw(session, base, "/v2/conditional-cancellation/list", {"limit": 0})
 
+    # FBS stock: read by SKU and by offer_id, set (updated, refused inside the 30 s window, unknown product)
+    rows = await client.stocks_by_warehouse(skus=[1543210001, 5462125811])
+    assert rows and rows[0].free_stock is not None
+    await client.stocks_by_warehouse(offer_ids=[rows[0].offer_id])
+    row = rows[0]
+    answer = await client.set_stocks([(row.offer_id, row.product_id, row.warehouse_id, 7),
+                                      ("NO-SUCH-OFFER", 1, row.warehouse_id, 1)])
+    assert answer[0].updated and answer[1].errors
+    again = await client.set_stocks([(row.offer_id, row.product_id, row.warehouse_id, 8)])
+    assert again[0].errors[0].code == "TOO_MANY_REQUESTS"
+    await _raw(session, base, "/v2/product/info/stocks-by-warehouse/fbs", {"limit": 1, "offer_id": [row.offer_id]})
+    await _raw(session, base, "/v2/product/info/stocks-by-warehouse/fbs", {"limit": 10})
+    await _raw(session, base, "/v2/products/stocks", {"stocks": []})
+
     # every optional block, which our client does not ask for (the sandbox still answers them)
     every = {"analytics_data": True, "barcodes": True, "financial_data": True, "legal_info": True}
     window = {"cutoff_from": (now - timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ"),

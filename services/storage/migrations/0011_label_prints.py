@@ -6,7 +6,7 @@ from tortoise.migrations import operations as ops
 class Migration(migrations.Migration):
     """Issue 14 item 4: every label printed in a /labels batch, by whom and when, so a reprint says it is one."""
 
-    dependencies = [('ozonbot', '0008_cancel_requests')]
+    dependencies = [('ozonbot', '0010_stock_items')]
 
     initial = False
 
