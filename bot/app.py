@@ -112,7 +112,7 @@ class Services:
     def page_port(self) -> PagePort:
         return PagePort(shipping=self.shipping, desk=self.desk, cards=self.cards, catalogs=self.catalogs,
                         codec=self.codec, box=self.box, links=self.links,
-                        picklists=self.picklists, labels=self.labels)
+                        picklists=self.picklists, labels=self.labels, buttons=self.buttons)
 
     def chat_port(self) -> ChatPort:
         s = self.settings

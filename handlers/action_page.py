@@ -135,6 +135,8 @@ class ActionPage:
         action = self.s.codec.decode(form.get("action"))
         if action is not None and (visit.posting is None or action.posting_id != visit.posting.id):
             action = None  # a link acts on its own posting only: anything else is refused like a forgery
+        if action is not None and self.s.buttons is not None:  # the same router as a chat's button press
+            raise self._back(visit, await self.s.buttons.press(visit.member, form.get("action")))
         raise self._back(visit, await self.s.shipping.press(visit.member, action))
 
     async def waybill(self, request: web.Request) -> web.Response:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.actions import ActionCodec
+from services.buttons import ButtonRouter
 from services.cards import CardCopies
 from services.conversation import Conversation
 from services.desk import Desk
@@ -37,6 +38,7 @@ class PagePort:
     links: ActionLinks
     picklists: PickLists
     labels: LabelBatches
+    buttons: ButtonRouter | None = None  # every verb a posting's card carries (the cancellation decision too)
 
 
 @dataclass(frozen=True)

@@ -184,7 +184,9 @@ class Cancellations:
         return None  # the outcome edits the cards; it is not a message of its own
 
     def card(self, tr: Translator, posting: Posting, request: CancelRequest, member: Member) -> View:
-        lines = [tr.gettext("🛑 The buyer asked to cancel order {number}").format(number=posting.posting_number),
+        # the first line is a WeCom card's title (36 characters): short, with the number
+        lines = [tr.gettext("🛑 Cancel request {number}").format(number=posting.posting_number),
+                 tr.gettext("The buyer asked to cancel this order."),
                  tr.gettext("Reason: {reason}").format(reason=_reason(request))]
         if request.state == CancelState.OPEN:
             lines.append(tr.gettext("Auto-approved in {left} ({time}) if nobody answers.").format(

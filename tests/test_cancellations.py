@@ -62,11 +62,11 @@ async def test_a_request_reaches_the_desk_once_and_each_decision_reaches_ozon_on
 
         asked = sandbox.request_cancellation(CLIENT_ID, kept["posting_number"], reason="Передумал покупать",
                                              message="found it cheaper", auto_approve_in=timedelta(hours=5))
-        request = await fake_tg.wait_for_message(OWNER, "The buyer asked to cancel order", timeout=10)
+        request = await fake_tg.wait_for_message(OWNER, "The buyer asked to cancel this order", timeout=10)
         assert kept["posting_number"] in request.text and "found it cheaper" in request.text
         assert "Auto-approved in 4 h" in request.text or "Auto-approved in 5 h" in request.text
         assert [text for text, _ in request.buttons] == ["✅ Approve cancellation", "🚫 Reject"]
-        packer_copy = await fake_tg.wait_for_message(PACKER, "The buyer asked to cancel order", timeout=10)
+        packer_copy = await fake_tg.wait_for_message(PACKER, "The buyer asked to cancel this order", timeout=10)
         assert [t for t, _ in packer_copy.buttons] == ["Open the order card"]
         assert "until the owner decides" in packer_copy.text
 
@@ -99,7 +99,7 @@ async def test_a_request_reaches_the_desk_once_and_each_decision_reaches_ozon_on
         # approve: a double tap sends one approval, and Ozon's cancellation reaches the posting's card
         second = sandbox.request_cancellation(CLIENT_ID, dropped["posting_number"],
                                               auto_approve_in=timedelta(hours=30))
-        other = await fake_tg.wait_for_message(OWNER, f"The buyer asked to cancel order {dropped['posting_number']}",
+        other = await fake_tg.wait_for_message(OWNER, f"Cancel request {dropped['posting_number']}",
                                                timeout=10)
         fake_tg.press(OWNER, "Approve cancellation", message_id=other.message_id)
         fake_tg.press(OWNER, "Approve cancellation", message_id=other.message_id)
@@ -115,7 +115,7 @@ async def test_a_request_reaches_the_desk_once_and_each_decision_reaches_ozon_on
                                                        f"{late['posting_number']}", timeout=10)
         assert "✅ Approve cancellation" in [text for text, _ in remind.buttons]
         sandbox._cancel_requests[third["cancellation_id"]].auto_approve_at = sandbox.now()  # Ozon's clock runs out
-        asked_late = [m for m in fake_tg.messages(OWNER) if m.text.startswith("🛑") and late["posting_number"] in m.text]
+        asked_late = [m for m in fake_tg.messages(OWNER) if m.text.startswith("🛑 Cancel request") and late["posting_number"] in m.text]
         await fake_tg.wait_for(lambda: "Ozon approved the cancellation" in
                                fake_tg.message(OWNER, asked_late[0].message_id).text, timeout=10)
 
@@ -207,7 +207,7 @@ async def fake_wecom():
 
 
 def _cancel_card(fake, user: str, number: str) -> dict | None:
-    return next((c for c in reversed(fake.cards_to(user)) if "买家申请取消订单" in c["main_title"]["title"]
+    return next((c for c in reversed(fake.cards_to(user)) if "取消申请" in c["main_title"]["title"]
                  and number in c["main_title"]["title"]), None)
 
 

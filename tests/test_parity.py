@@ -21,7 +21,7 @@ from sandbox.wechat.crypto import new_aes_key, new_token
 from sandbox.wechat.official import FakeOfficialAccount
 from sandbox.wechat.wecom import FakeWecom
 from services.commands import INSTEAD
-from services.storage.models import Member, Posting, Seller
+from services.storage.models import Member, Notification, Posting, Seller
 from tests.conftest import API_KEY, CLIENT_ID
 from tests.harness.service import running_bot
 from tests.parity_drivers import ConsoleDriver, OfficialDriver, TelegramDriver, WecomDriver
@@ -30,6 +30,7 @@ from tests.test_wechat_work import AGENT, CORP, SECRET, connect_wecom
 
 PHOTO = Path(__file__).parent / "fixtures" / "waybill_sf.jpg"
 PHOTO_WAYBILL, TYPED_WAYBILL = "SF1402938475612", "SF1402938475620"
+APPROVE = "/v2/conditional-cancellation/approve"
 MUTATIONS = ("/v4/posting/fbs/ship", "/v2/fbs/posting/tracking-number/set", "/v2/fbs/posting/delivering")
 SURFACES = ("telegram", "wecom", "wechat", "console")
 # what every surface must end with: the Ozon calls (posting A typed, B photographed) and the stored state
@@ -98,6 +99,33 @@ async def _script(driver, sandbox, roles: dict[str, str]) -> None:
         await driver.press("owner", f"Settings of seller {CLIENT_ID}", "Default courier")
         await driver.press("owner", "choose a value", "SF Express")
 
+    # stock: shown everywhere; set with a button where there are buttons, typed where the INSTEAD says so
+    shown = await driver.command(hands, "stock UR-TEAPOT-500", expect="free ")
+    free = int(re.search(r"free (\d+)", shown).group(1))
+    if (surface, "stock") in INSTEAD:
+        await driver.command(hands, f"stock UR-TEAPOT-500 {free + 1}", expect="Ozon set the free stock")
+    else:
+        await driver.press(hands, "Stock of UR-TEAPOT-500", f"+1 → {free + 1}")
+    sets = [item["stock"] for call in sandbox.calls_to("/v2/products/stocks") for item in call.body["stocks"]]
+    assert sets == [free + 1]
+
+    # a buyer's cancellation request: the owner approves it from its card (the Official Account: the order's
+    # action page, whose card carries the same buttons for the owner); Ozon hears it once
+    third = sandbox.generate_orders(CLIENT_ID, 1, flows=["non_integrated"])[0]["posting_number"]
+    await driver.card("owner", third)
+    asked = sandbox.request_cancellation(CLIENT_ID, third)
+    for _ in range(200):
+        if await Notification.filter(event__kind="cancel_asked", state="sent", member__role="owner").exists():
+            break
+        await asyncio.sleep(0.1)
+    await driver.press("owner", third, "Approve cancellation")
+    for _ in range(100):
+        if sandbox.calls_to(APPROVE):
+            break
+        await asyncio.sleep(0.1)
+    assert [c.body["cancellation_id"] for c in sandbox.calls_to(APPROVE) if c.status == 200] == \
+        [asked["cancellation_id"]]
+
 
 async def _outcome(sandbox, roles: dict[str, str]) -> dict:
     postings = {p.posting_number: p for p in await Posting.all()}
@@ -133,7 +161,7 @@ class _Surface:
         tg = self.fake_tg
         settings = self.make_settings(telegram_token=SecretStr(DEFAULT_TOKEN), telegram_api_url=f"{tg.base_url}/bot",
                                       telegram_file_url=f"{tg.base_url}/file/bot", ozon_api_url=self.sandbox.base_url,
-                                      poll_interval=1)
+                                      poll_interval=1, cancel_poll_interval=0.3)
         await self.stack.enter_async_context(running_bot(settings))
         driver = TelegramDriver(tg, {"owner": 1001, "packer": 1002})
 
@@ -152,7 +180,7 @@ class _Surface:
         await fake.start()
         self.stack.push_async_callback(fake.stop)
         settings = self.make_settings(ozon_api_url=self.sandbox.base_url, wecom_api_url=fake.base_url,
-                                      poll_interval=1, public_url="https://desk.example.com")
+                                      poll_interval=1, cancel_poll_interval=0.3, public_url="https://desk.example.com")
         callbacks = await connect_wecom(settings, new_token(), new_aes_key())
         callbacks.url = callbacks.url.replace("https://desk.example.com", f"http://127.0.0.1:{settings.http_port}")
         await self.stack.enter_async_context(running_bot(settings))
@@ -167,7 +195,7 @@ class _Surface:
         self.stack.push_async_callback(fake.stop)
         token, aes_key = new_token(), new_aes_key()
         settings = self.make_settings(ozon_api_url=self.sandbox.base_url, wechat_api_url=fake.base_url,
-                                      poll_interval=1, wechat_app_id=APP_ID, wechat_app_secret=SecretStr(APP_SECRET),
+                                      poll_interval=1, cancel_poll_interval=0.3, wechat_app_id=APP_ID, wechat_app_secret=SecretStr(APP_SECRET),
                                       wechat_token=SecretStr(token), wechat_aes_key=SecretStr(aes_key),
                                       wechat_template_id=TEMPLATE, public_url="https://desk.example.com")
         await self.stack.enter_async_context(running_bot(settings))
@@ -188,7 +216,7 @@ class _Surface:
         return driver, {openid: role for role, openid in openids.items()}
 
     async def _console(self):
-        settings = self.make_settings(ozon_api_url=self.sandbox.base_url, poll_interval=1, quiet_hours="off")
+        settings = self.make_settings(ozon_api_url=self.sandbox.base_url, poll_interval=1, cancel_poll_interval=0.3, quiet_hours="off")
         services = build_services(settings)
         await services.start(schedule=True)
         self.stack.push_async_callback(services.stop)

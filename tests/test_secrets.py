@@ -180,8 +180,7 @@ async def test_the_push_token_rotates_and_the_data_dir_and_database_are_private(
     from tests.test_wechat_work import cli
 
     settings = make_settings(ozon_api_url=sandbox.base_url, data_dir=tmp_path / "fresh", secret_key=None,
-                             database_url=f"sqlite://{tmp_path}/db/ozonbot.sqlite3"
-                             if not os.environ.get("OZONBOT_TEST_DATABASE_URL") else None)
+                             database_url=f"sqlite://{tmp_path}/db/ozonbot.sqlite3")  # file modes: SQLite
     assert (await cli(settings, "add", "--client-id", CLIENT_ID, "--api-key", API_KEY))[0] == 0
     code, out = await cli(settings, "push-token", CLIENT_ID)
     assert code == 0
