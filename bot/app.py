@@ -25,6 +25,7 @@ from services.error_index import ErrorIndexDesk
 from services.firstmile import FirstMile
 from services.i18n import Catalogs
 from services.key_expiry import KeyExpiry
+from services.labels import LabelBatches
 from services.lease import Lease, process_name
 from services.links import ActionLinks, ConnectLinks
 from services.members import Roster
@@ -78,6 +79,7 @@ class Services:
     limiter: InboundLimiter
     conversation: Conversation
     picklists: PickLists
+    labels: LabelBatches
     background: Background
     connect_links: ConnectLinks
     first_mile: FirstMile
@@ -111,7 +113,7 @@ class Services:
     def page_port(self) -> PagePort:
         return PagePort(shipping=self.shipping, desk=self.desk, cards=self.cards, catalogs=self.catalogs,
                         codec=self.codec, box=self.box, links=self.links,
-                        picklists=self.picklists, buttons=self.buttons)
+                        picklists=self.picklists, labels=self.labels, buttons=self.buttons)
 
     def chat_port(self) -> ChatPort:
         s = self.settings
@@ -196,6 +198,7 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
     connect_links = ConnectLinks(box, settings.base_url, clock)
     links = ActionLinks(box, settings.base_url, clock)
     picklists = PickLists(gateway=gateway, catalogs=catalogs, clock=clock, font=settings.pdf_font)
+    labels = LabelBatches(gateway=gateway, catalogs=catalogs, clock=clock)
     conversation = Conversation(
         desk=desk, shipping=shipping, buttons=buttons, preferences=preferences, roster=roster, catalogs=catalogs,
         first_poll=sync.poll, background=background, default_zone=settings.timezone, on_secret=redactor.add,
@@ -203,7 +206,7 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
                                                       caller.tr.locale),
         stock=stock, error_index=ErrorIndexDesk(gateway=gateway, catalogs=catalogs, clock=clock),
         invite_qr_url=(lambda code: f"{settings.base_url}/wechat/qr/{code}") if settings.official_account else None,
-        picklists=picklists, file_url=lambda member, name: f"{links.url(member.id)}/{name}",
+        picklists=picklists, labels=labels, file_url=lambda member, name: f"{links.url(member.id)}/{name}",
         inbound=first_mile.add_inbound)
     services = Services(settings=settings, box=box, catalogs=catalogs, codec=codec, channels=channels,
                         cards=cards, cancellations=cancellations, stock=stock, outbox=outbox, lease=lease,
@@ -212,7 +215,7 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utcnow
                         links=links, apps=WechatApps(box), clock=clock,
                         limiter=InboundLimiter(per_member=settings.inbound_per_member,
                                                per_chat=settings.inbound_per_chat),
-                        conversation=conversation, picklists=picklists, background=background, redactor=redactor,
+                        conversation=conversation, picklists=picklists, labels=labels, background=background, redactor=redactor,
                         connect_links=connect_links, first_mile=first_mile)
     services.redactor.add(key)
     for secret in (settings.telegram_token, settings.wechat_app_secret, settings.wechat_token,

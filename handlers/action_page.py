@@ -110,7 +110,7 @@ class ActionPage:
         return [web.get("/a/{token}", self.show), web.post("/a/{token}/press", self.press),
                 web.post("/a/{token}/waybill", self.waybill), web.post("/a/{token}/photo", self.photo),
                 web.post("/a/{token}/lang", self.language), web.get("/a/{token}/label", self.label),
-                web.get("/a/{token}/picklist", self.picklist)]
+                web.get("/a/{token}/picklist", self.picklist), web.get("/a/{token}/labels/{task}", self.labels)]
 
     # ---- routes --------------------------------------------------------------------------------
     async def show(self, request: web.Request) -> web.Response:
@@ -176,6 +176,17 @@ class ActionPage:
         pdf = await self.s.picklists.pdf_of(visit.member)
         return web.Response(body=pdf, content_type="application/pdf", headers={
             **HEADERS, "Content-Disposition": f'attachment; filename="{self.s.picklists.filename()}"'})
+
+    async def labels(self, request: web.Request) -> web.Response:
+        """A /labels batch's PDF, for a chat that cannot carry files: only a task the member's desk printed."""
+        visit = await self._visit(request)
+        task = request.match_info["task"]
+        pdf = await self.s.labels.file_of(visit.member, int(task)) if task.isdigit() and len(task) < 20 else None
+        if pdf is None:
+            raise self._back(visit, Answer(toast=visit.tr.gettext(
+                "Ozon has not prepared the label yet. Try again in a minute.")))
+        return web.Response(body=pdf, content_type="application/pdf", headers={
+            **HEADERS, "Content-Disposition": f'attachment; filename="labels-{task}.pdf"'})
 
     async def language(self, request: web.Request) -> web.Response:
         visit, form = await self._posted_form(request)

@@ -16,6 +16,7 @@ from services.cards import CardCopies
 from services.conversation import Conversation
 from services.desk import Desk
 from services.i18n import Catalogs
+from services.labels import LabelBatches
 from services.links import ActionLinks
 from services.picklist import PickLists
 from services.ratelimit import InboundLimiter
@@ -36,6 +37,7 @@ class PagePort:
     box: SecretBox
     links: ActionLinks
     picklists: PickLists
+    labels: LabelBatches
     buttons: ButtonRouter | None = None  # every verb a posting's card carries (the cancellation decision too)
 
 

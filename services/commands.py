@@ -28,6 +28,7 @@ class Verb(StrEnum):
     STOCK = "stock"
     INDEX = "index"
     PICKLIST = "picklist"
+    LABELS = "labels"
 
 
 # every spelling a person may type, lower case; the first Chinese/Russian word of a verb is how it is shown
@@ -42,6 +43,7 @@ WORDS: dict[Verb, tuple[str, ...]] = {
     Verb.SETTINGS: ("settings", "设置", "настройки"),
     Verb.INVITE: ("invite", "邀请", "пригласить"),
     Verb.MEMBERS: ("members", "成员", "участники"),
+    Verb.LABELS: ("labels", "面单", "打印面单", "этикетки", "label"),
     Verb.STOCK: ("stock", "库存", "остатки", "склад"),
     Verb.INDEX: ("index", "指数", "错误指数", "индекс"),
     Verb.PICKLIST: ("picklist", "拣货", "拣货单", "сборка", "подбор", "picks"),
@@ -120,8 +122,8 @@ INSTEAD: dict[tuple[str, str], str] = {
                        "use (the owner is named by `ozonbot seller wecom --owner`)",
     ("wechat", "buttons"): "a View's buttons become one link to the action page, which shows the same card and acts "
                            "through the same calls; settings are typed (设置 courier sf)",
-    ("wechat", "files"): "the label PDF and the pick-list PDF are downloaded from the action page (the reply "
-                         "carries a link to the pick list's)",
+    ("wechat", "files"): "the label PDF, the pick-list PDF and the /labels batch PDF are downloaded from the "
+                         "action page (the reply carries the link)",
     ("console", "connect"): "the demo connects its sandbox seller at start",
     ("console", "join"): "the demo has one member, its owner",
     ("console", "photo"): "a terminal sends no photos: the waybill number is typed",
@@ -143,13 +145,14 @@ DESCRIPTIONS = {
     Verb.STOCK: N_("FBS stock of an item; set the free stock"),
     Verb.INDEX: N_("Ozon's error index and this week's fines"),
     Verb.PICKLIST: N_("today's pick list by SKU, with a PDF to print"),
+    Verb.LABELS: N_("one PDF with the labels of every packed posting"),
 }
 MENUS = {
-    "private": (Verb.ORDERS, Verb.PICKLIST, Verb.STATUS, Verb.STOCK, Verb.SETTINGS, Verb.JOIN, Verb.CONNECT, Verb.LANG,
-                Verb.HELP),
-    "owner": (Verb.ORDERS, Verb.PICKLIST, Verb.STATUS, Verb.STOCK, Verb.INDEX, Verb.INVITE, Verb.MEMBERS, Verb.SETTINGS,
-              Verb.CONNECT, Verb.LANG, Verb.HELP),
-    "group": (Verb.ORDERS, Verb.PICKLIST, Verb.STATUS, Verb.STOCK, Verb.HELP),
+    "private": (Verb.ORDERS, Verb.PICKLIST, Verb.LABELS, Verb.STATUS, Verb.STOCK, Verb.SETTINGS, Verb.JOIN,
+                Verb.CONNECT, Verb.LANG, Verb.HELP),
+    "owner": (Verb.ORDERS, Verb.PICKLIST, Verb.LABELS, Verb.STATUS, Verb.STOCK, Verb.INDEX, Verb.INVITE,
+              Verb.MEMBERS, Verb.SETTINGS, Verb.CONNECT, Verb.LANG, Verb.HELP),
+    "group": (Verb.ORDERS, Verb.PICKLIST, Verb.LABELS, Verb.STATUS, Verb.STOCK, Verb.HELP),
 }
 
 

@@ -19,6 +19,7 @@ from services.commands import Surface, Verb, parse_command
 from services.desk import ConnectError, Desk
 from services.error_index import ErrorIndexDesk
 from services.i18n import N_, Catalogs, Translator, normalize_locale, pick_locale
+from services.labels import LabelBatches
 from services.members import Roster
 from services.picklist import PickLists
 from services.preferences import Preferences
@@ -67,7 +68,7 @@ class Conversation:
     def __init__(self, *, desk: Desk, shipping: Shipping, buttons: ButtonRouter, preferences: Preferences, roster: Roster,
                  catalogs: Catalogs, first_poll: Callable[[Seller], Awaitable[object]], background: Background,
                  default_zone: str, on_secret: Callable[[str], None], key_form_url: Callable[[Caller], str] | None,
-                 picklists: PickLists, invite_qr_url: Callable[[str], str] | None = None,
+                 picklists: PickLists, labels: LabelBatches, invite_qr_url: Callable[[str], str] | None = None,
                  file_url: Callable[[Member, str], str] | None = None,
                  inbound: Callable[[Member, str, Translator], Awaitable[View | None]] | None = None,
                  stock: StockDesk | None = None, error_index: ErrorIndexDesk | None = None):
@@ -87,6 +88,7 @@ class Conversation:
         self._stock = stock
         self._error_index = error_index
         self._picklists = picklists
+        self._labels = labels
         self._file_url = file_url  # the action page's download of a file, for a chat that cannot carry one
         self._inbound = inbound
 
@@ -217,6 +219,7 @@ class Conversation:
     async def _help(self, caller: Caller, arg: str) -> Answer:
         return caller.say(
             N_("{orders}: open orders, most urgent first\n{picklist}: today's pick list by SKU, with a PDF to print"
+               "\n{labels}: one PDF with the labels of every packed posting ({labels} all: print them again)"
                "\n{status} <number>: status of a posting, order or tracking "
                "number (or just send the number)\n{settings}: your settings\n{invite}: a one-time code for a "
                "packer (owner)\n{members}: who is on the desk; the owner removes members there\n{join} <code>: join "
@@ -271,6 +274,15 @@ class Conversation:
     async def _picklist(self, caller: Caller, arg: str) -> Answer:
         views = await self._picklists.views(caller.member)
         return Answer(replies=[self._carried(caller, view, "picklist") for view in views])
+
+    async def _labels_command(self, caller: Caller, arg: str) -> Answer:
+        file_url = None
+        if not caller.surface.files and self._file_url is not None:
+            def file_url(name: str) -> str:
+                return self._file_url(caller.member, name)
+        views = await self._labels.views(caller.member, arg, command=caller.surface.spell(Verb.LABELS, caller.tr.locale),
+                                         file_url=file_url)
+        return Answer(replies=[self._carried(caller, view, "labels") for view in views])
 
     def _carried(self, caller: Caller, view: View, name: str) -> View:
         """A view with a file, as the caller's surface can take it: where files cannot go into the chat, the
@@ -337,7 +349,8 @@ _ANYONE = {Verb.START: Conversation._start, Verb.HELP: Conversation._help, Verb.
            Verb.JOIN: Conversation._join}
 _DESK = {Verb.ORDERS: Conversation._orders, Verb.STATUS: Conversation._status,
          Verb.SETTINGS: Conversation._settings, Verb.INVITE: Conversation._invite, Verb.MEMBERS: Conversation._members,
-         Verb.STOCK: Conversation._stock_command, Verb.PICKLIST: Conversation._picklist, Verb.INDEX: Conversation._index}
+         Verb.STOCK: Conversation._stock_command, Verb.PICKLIST: Conversation._picklist,
+         Verb.LABELS: Conversation._labels_command, Verb.INDEX: Conversation._index}
 
 
 def connect_error(caller: Caller, exc: ConnectError) -> str:

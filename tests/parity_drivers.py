@@ -84,7 +84,10 @@ class TelegramDriver(Driver):
 
     async def press(self, who: str, locator: str, label: str) -> None:
         uid = self.ids[who]
-        card = next(m for m in reversed(self.tg.messages(uid)) if locator in (m.text or "") and m.reply_markup)
+        # a press's edit may land just after its callback answer: wait for the message to show the locator
+        card = await self.tg.wait_for(lambda: next((m for m in reversed(self.tg.messages(uid))
+                                                    if locator in (m.text or "") and m.reply_markup), None),
+                                      timeout=20, what=f"a message with {locator!r}")
         query = self.tg.press(uid, label, message_id=card.message_id)
         await self.tg.wait_for(lambda: self.tg.callback_answer(query), timeout=20, what=f"pressing {label}")
 

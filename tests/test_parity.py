@@ -74,6 +74,16 @@ async def _script(driver, sandbox, roles: dict[str, str]) -> None:
     for number, waybill in ((first, TYPED_WAYBILL), (second, PHOTO_WAYBILL)):
         await driver.press(hands, number, "SF Express")
         await driver.press(hands, number, "Packed")
+        if number == first:  # once Ozon has packed it: its label, printed as a batch of one
+            for _ in range(300):
+                if (await Posting.get(posting_number=number)).stage == "packed":
+                    break
+                await asyncio.sleep(0.1)
+            labels = await driver.command(hands, "labels", expect="Labels of 1 posting in one PDF")
+            if (surface, "files") in INSTEAD:
+                url = driver.local(re.search(r"🏷 labels: (\S+)", labels).group(1))
+                async with driver.http.get(url) as response:
+                    assert response.status == 200 and (await response.read()).startswith(b"%PDF")
         sent = f"Tracking number {waybill} sent to Ozon"
         if number == first or (surface, "photo") in INSTEAD:
             await driver.say(hands, waybill, expect=sent)

@@ -226,11 +226,11 @@ async def test_command_menus_per_chat_kind_language_and_owner(tg_settings, fake_
     async with running_bot(tg_settings):
         await fake_tg.wait_for(lambda: len(fake_tg.commands) >= 8, timeout=10, what="the command menus")
         private = {c["command"]: c["description"] for c in fake_tg.commands[("all_private_chats", "ru")]}
-        assert set(private) == {"orders", "picklist", "status", "stock", "settings", "join", "connect", "lang",
-                                "help"}
+        assert set(private) == {"orders", "picklist", "labels", "status", "stock", "settings", "join", "connect",
+                                "lang", "help"}
         assert private["orders"] == "открытые заказы, самые срочные первыми"
         groups = fake_tg.commands[("all_group_chats", "")]  # no language: Chinese, the default
-        assert [c["command"] for c in groups] == ["orders", "picklist", "status", "stock", "help"]
+        assert [c["command"] for c in groups] == ["orders", "picklist", "labels", "status", "stock", "help"]
         assert "订单" in groups[0]["description"]
         await _connect_owner(fake_tg)
         owner_key = await fake_tg.wait_for(lambda: next((key for key in fake_tg.commands if str(OWNER) in key[0]),

@@ -312,11 +312,14 @@ class Methods:
                 raise _invalid("label not allowed for delivered postings")
             if p is None or p.data["status"] not in LABEL_STATUSES:
                 not_ready.append(n)
-        if not_ready:
+        if len(not_ready) == len(numbers):
             raise _invalid("The next postings aren't ready")
+        # a task with several postings prints what it can and lists the rest with the reason (v3, §4)
+        unprinted = {n: "POSTING_NOT_IN_AWAITING_DELIVER_STATUS" for n in not_ready}
+        unprinted.update({n: self._label_refusals[n] for n in numbers if n in self._label_refusals})
         task_id = self._next_task_id
         self._next_task_id += 1
-        self._label_tasks[task_id] = _LabelTask(task_id, seller.client_id, numbers, self.now())
+        self._label_tasks[task_id] = _LabelTask(task_id, seller.client_id, numbers, self.now(), unprinted=unprinted)
         return {"tasks": [{"task_id": task_id, "task_type": "big_label"}]}
 
     def _task_done(self, task: _LabelTask) -> bool:
@@ -329,12 +332,21 @@ class Methods:
             raise _not_found("TASK_NOT_FOUND")
         done = self._task_done(task)
         base = self.public_url or self.base_url or ""
+        if done and len(task.unprinted) == len(task.posting_numbers):  # nothing printable: no file
+            return {
+                "status": {"code": "error", "postings_count": len(task.posting_numbers), "printed_postings_count": 0,
+                           "unprinted_postings": [{"posting_number": n, "message": m}
+                                                  for n, m in task.unprinted.items()]},
+                "file_url": "",
+                "error": {"code": "NO_LABELS", "message": "no posting of the task could be printed"},
+            }
         return {
             "status": {
                 "code": "completed" if done else "pending",
                 "postings_count": len(task.posting_numbers),
-                "printed_postings_count": len(task.posting_numbers) if done else 0,
-                "unprinted_postings": [],
+                "printed_postings_count": len(task.posting_numbers) - len(task.unprinted) if done else 0,
+                "unprinted_postings": [{"posting_number": n, "message": m} for n, m in task.unprinted.items()]
+                if done else [],
             },
             "file_url": f"{base}/labels/{task_id}.pdf" if done else "",
             "error": None,
@@ -349,6 +361,8 @@ class Methods:
         if task.pdf is None:
             labels = []
             for n in task.posting_numbers:
+                if n in task.unprinted:
+                    continue
                 p = self._postings.get(n)
                 d = p.data if p is not None else {"posting_number": n}
                 labels.append(

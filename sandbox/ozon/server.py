@@ -62,6 +62,7 @@ class OzonSandbox(World, Api, Methods, Push, Control, Cancellations, Stocks, Rat
         self._ship_failures: dict[str, int] = {}
         self._label_tasks: dict[int, _LabelTask] = {}
         self._next_task_id = 5819327210248
+        self._label_refusals: dict[str, str] = {}  # posting -> why Ozon cannot print its label
         self._windows: dict[str, deque[float]] = {}
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()

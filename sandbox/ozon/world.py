@@ -83,6 +83,7 @@ class _LabelTask:
     posting_numbers: list[str]
     created_at: datetime
     pdf: bytes | None = None
+    unprinted: dict[str, str] = field(default_factory=dict)  # posting -> Ozon's reason
 
 
 class World:
@@ -207,6 +208,10 @@ class World:
             self._register(seller, data)
             out.append(clone(data))
         return out
+
+    def refuse_label(self, posting_number: str, message: str = "POSTING_LABEL_NOT_AVAILABLE") -> None:
+        """Ozon cannot print this posting's label: a multi-posting task lists it as unprinted, with `message`."""
+        self._label_refusals[posting_number] = message
 
     def support_pick_list(self, client_id: str, supported: bool) -> None:
         """Whether the seller's warehouses answer Ozon's pick-list method (unknown for rFBS: next-features §4)."""

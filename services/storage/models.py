@@ -458,3 +458,18 @@ class StockItem(Model):
     class Meta:
         table = "stock_item"
         unique_together = (("seller", "sku", "warehouse_id"),)
+
+
+class LabelPrint(Model):
+    """One posting's label in one printed batch (/labels): who printed it, when, and whether it was a reprint."""
+
+    id = fields.IntField(primary_key=True)
+    posting = fields.ForeignKeyField("ozonbot.Posting", related_name="label_prints", on_delete=fields.CASCADE)
+    member = fields.ForeignKeyField("ozonbot.Member", null=True, related_name="label_prints",
+                                    on_delete=fields.SET_NULL)
+    task_id = fields.BigIntField(db_index=True)  # Ozon's package-label task whose file holds the label
+    reprint = fields.BooleanField(default=False)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "label_print"

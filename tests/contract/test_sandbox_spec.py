@@ -127,6 +127,14 @@ async def _drive(box: RecordingSandbox, session: aiohttp.ClientSession) -> None:
     await client.get_label(tasks[0].task_id)
     with pytest.raises(OzonError):
         await client.create_label_task([by_flow["non_integrated"][-1]])
+    # several postings, one Ozon cannot print and one not packed: printed in part, the rest listed; none at all
+    box.refuse_label(ready[0], "cargo places not set")
+    partial = await client.create_label_task(ready + [by_flow["non_integrated"][-1]])
+    await asyncio.sleep(0.25)
+    assert len((await client.get_label(partial[0].task_id)).unprinted) == 2
+    nothing = await client.create_label_task([ready[0]])
+    await asyncio.sleep(0.25)
+    assert (await client.get_label(nothing[0].task_id)).code == "error"
     with pytest.raises(OzonError):
         await client.get_label(1)
 
