@@ -41,6 +41,7 @@ class Doctor:
         self.checks: list[Check] = []
         self.key: str | None = None
         self.database_up = False
+        self.migrated = False  # the tables the other checks read exist only once every migration is applied
 
     def add(self, name: str, ok: bool, verdict: str, action: str = "") -> None:
         self.checks.append(Check(name, ok, verdict, "" if ok else action))
@@ -51,15 +52,15 @@ class Doctor:
             try:
                 await self._database()
                 self._secret_key()
-                if self.database_up:
+                if self.database_up and self.migrated:
                     await self._stored_secrets()
                 elif self.key:
-                    self.add("secret key", True, "a key is configured (without the database the stored "
+                    self.add("secret key", True, "a key is configured (without a migrated database the stored "
                              "secrets were not tried)")
                 await self._telegram()
                 await self._public_url()
                 await self._clock()
-                if self.database_up and self.key:
+                if self.database_up and self.migrated and self.key:
                     await self._sellers()
                     await self._wechat()
                     await self._tracking()
@@ -89,6 +90,7 @@ class Doctor:
             self.add("database", False, f"answers, but {len(pending)} migration(s) are not applied: "
                      f"{', '.join(pending)}", "run `ozonbot migrate` (stop old versions of the service first)")
         else:
+            self.migrated = True
             self.add("database", True, "answers; every migration is applied")
 
     def _secret_key(self) -> None:

@@ -133,11 +133,21 @@ async def test_a_bot_api_outage_while_orders_arrive_delivers_every_alert_once_af
     assert tries > 5 and not any(owed.values()), (tries, owed)
 
 
+async def _no_longer_needed() -> set[tuple[int, str]]:
+    """(chat, posting) pairs whose new-order alert failed and was then dropped because the posting had been
+    packed meanwhile (H3: an alert is retried for as long as it still asks something of the desk): with
+    faults and a takeover, another member may pack it before this member's retry comes."""
+    skipped = await Notification.filter(state="skipped", event__kind="new").values_list(
+        "member__chat_id", "event__posting__posting_number")
+    return {(int(chat), number) for chat, number in skipped if chat and str(chat).lstrip("-").isdigit()}
+
+
 async def _check(rig: Rig, numbers: list[str], tally: Tally, intruder: Intruder) -> dict:
     """Every invariant of the issue, asserted; the figures returned for the report."""
     desk = (rig.owner.user_id, rig.packer.user_id)
     plain, marked = alerts_per_chat(rig.tg, numbers)
-    missing = [(c, n) for c in desk for n in numbers if plain[(c, n)] + marked[(c, n)] == 0]
+    excused = await _no_longer_needed()
+    missing = [(c, n) for c in desk for n in numbers if plain[(c, n)] + marked[(c, n)] == 0 and (c, n) not in excused]
     repeated = {k: v for k, v in plain.items() if v > 1}
     assert not missing, f"alerts lost: {missing}"
     assert not repeated, f"alerted twice: {repeated}"
@@ -247,7 +257,8 @@ async def _fleet_run(rig: Rig, fleet) -> dict:
     every = numbers[CLIENT_A] + numbers["515151"]
     plain, marked = alerts_per_chat(rig.tg, every)
     desks = {CLIENT_A: (rig.owner.user_id, rig.packer.user_id), "515151": (rig.other_owner.user_id,)}
-    missing = [(c, n) for cid, chats in desks.items() for c in chats for n in numbers[cid]
+    excused = await _no_longer_needed()
+    missing = [(c, n) for cid, chats in desks.items() for c in chats for n in numbers[cid] if (c, n) not in excused
                if plain[(c, n)] + marked[(c, n)] == 0]
     assert not missing, f"alerts lost: {missing}"
     assert not [k for k, v in plain.items() if v > 1], "alerted twice"
