@@ -51,6 +51,7 @@ class Rig:
             "OZONBOT_QUIET_HOURS": "off",
             "OZONBOT_LOG_LEVEL": "INFO",
             "OZONBOT_INBOUND_PER_MEMBER": "1000",  # the intruders press far faster than any person
+            "OZONBOT_INBOUND_PER_CHAT": "1000",  # … and a flood answer ("too many") is no authorisation verdict
             "OZONBOT_TELEGRAM_CHAT_RATE": "1000",  # pacing per chat is test_flood.py's subject, not crashes
         }
         env.update(extra)
