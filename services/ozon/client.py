@@ -719,19 +719,7 @@ class OzonClient:
             body["sku"] = [str(sku) for sku in skus]
         else:
             body["offer_id"] = list(offer_ids or [])
-        found: list[WarehouseStock] = []
-        seen: set[str] = set()
-        while True:
-            payload = unwrap_result(await self.request(STOCKS_READ, body))
-            if not isinstance(payload, dict):
-                return found
-            found.extend(WarehouseStock.model_validate(item) for item in payload.get("products") or []
-                         if isinstance(item, dict))
-            cursor = str(payload.get("cursor") or "")
-            if not payload.get("has_next") or not cursor or cursor in seen:
-                return found
-            seen.add(cursor)
-            body["cursor"] = cursor
+        return await self._cursor_pages(STOCKS_READ, body, "products", WarehouseStock)
 
     async def set_stocks(self, items: list[tuple[str, int, int, int]]) -> list[StockResult]:
         """Sets the available stock of ``(offer_id, product_id, warehouse_id, stock)`` pairs, 100 per call;
@@ -756,14 +744,16 @@ class OzonClient:
     async def index_charges(self, since: datetime, to: datetime) -> list[IndexCharge]:
         """The postings charged between ``since`` and ``to``, following the cursor."""
         body: dict[str, Any] = {"filter": {"date_from": _rfc3339(since), "date_to": _rfc3339(to)}, "limit": 1000}
-        found: list[IndexCharge] = []
-        seen: set[str] = set()
+        return await self._cursor_pages(INDEX_POSTINGS, body, "errors", IndexCharge)
+
+    async def _cursor_pages(self, path: str, body: dict[str, Any], key: str, model):
+        """Every item of a cursor-paged method (`has_next` + `cursor`); a cursor seen twice ends the walk."""
+        found, seen = [], set()
         while True:
-            payload = unwrap_result(await self.request(INDEX_POSTINGS, body))
+            payload = unwrap_result(await self.request(path, body))
             if not isinstance(payload, dict):
                 return found
-            found.extend(IndexCharge.model_validate(item) for item in payload.get("errors") or []
-                         if isinstance(item, dict))
+            found.extend(model.model_validate(item) for item in payload.get(key) or [] if isinstance(item, dict))
             cursor = str(payload.get("cursor") or "")
             if not payload.get("has_next") or not cursor or cursor in seen:
                 return found
